@@ -1,0 +1,1 @@
+"""Reading and writing images: DICOM series in, label maps in and out."""

@@ -1,0 +1,180 @@
+"""Synthetic chest CT phantoms with exactly known answers.
+
+Tests, benchmarks and the GUI's demo use these instead of patient data: a body with a chest wall
+and a table, two lungs with vessels, a trachea splitting into main bronchi, an aorta, and
+ground-glass and consolidation lesions (one consolidation against the chest wall, the case that
+threshold-based lung masks lose). ``truth`` is the label map of PROTOCOL.md for the phantom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .labels import Label
+from .volume import PADDING_HU, CTVolume
+
+AIR_HU = -1000
+LUNG_HU = -850
+TISSUE_HU = 40
+FAT_HU = -100
+BONE_HU = 500
+BLOOD_HU = 45
+GGO_HU = -550
+CONSOLIDATION_HU = 20
+
+
+@dataclass
+class Phantom:
+    volume: CTVolume
+    truth: np.ndarray
+    #: Named boolean masks of the parts, for tests that check one structure.
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _grid(shape: tuple[int, int, int], spacing: tuple[float, float, float]):
+    """Voxel-centre coordinates in mm, (z, y, x) broadcastable, origin at the volume centre."""
+    nz, ny, nx = shape
+    sx, sy, sz = spacing
+    z = (np.arange(nz) - (nz - 1) / 2.0)[:, None, None] * sz
+    y = (np.arange(ny) - (ny - 1) / 2.0)[None, :, None] * sy
+    x = (np.arange(nx) - (nx - 1) / 2.0)[None, None, :] * sx
+    return z, y, x
+
+
+def _tube(z, y, x, p0, p1, radius: float) -> np.ndarray:
+    """Voxels within ``radius`` mm of the segment p0-p1 (points given as (z, y, x) in mm)."""
+    p0 = np.asarray(p0, float)
+    p1 = np.asarray(p1, float)
+    d = p1 - p0
+    L2 = float(d @ d)
+    t = ((z - p0[0]) * d[0] + (y - p0[1]) * d[1] + (x - p0[2]) * d[2]) / L2
+    t = np.clip(t, 0.0, 1.0)
+    dz = z - (p0[0] + t * d[0])
+    dy = y - (p0[1] + t * d[1])
+    dx = x - (p0[2] + t * d[2])
+    return dz * dz + dy * dy + dx * dx <= radius * radius
+
+
+def make_chest_phantom(
+    shape: tuple[int, int, int] = (80, 160, 160),
+    spacing: tuple[float, float, float] = (2.0, 2.0, 2.5),
+    *,
+    noise_hu: float = 15.0,
+    lesions: bool = True,
+    pad_fov: bool = True,
+    seed: int = 0,
+) -> Phantom:
+    """A chest phantom on a (z, y, x) grid with spacing (x, y, z) mm.
+
+    The anatomy scales with the field of view (x-extent), so the same call at 512x512 gives a
+    realistic size. y grows posteriorly, as in DICOM's LPS with the patient supine.
+    """
+    rng = np.random.default_rng(seed)
+    nz, ny, nx = shape
+    z, y, x = _grid(shape, spacing)
+    fov = min(nx * spacing[0], ny * spacing[1])
+    zext = nz * spacing[2]
+    s = fov / 320.0  # anatomy scale: designed for a 320 mm field of view
+
+    hu = np.full(shape, AIR_HU, dtype=np.float32)
+    body_a, body_b = 150 * s, 105 * s
+    body = (x / body_a) ** 2 + (y / body_b) ** 2 <= 1.0
+    body = np.broadcast_to(body, shape)
+    fat_inner = (x / (body_a - 8 * s)) ** 2 + (y / (body_b - 8 * s)) ** 2 <= 1.0
+    hu[body] = FAT_HU
+    hu[np.broadcast_to(fat_inner, shape)] = TISSUE_HU
+    # Ribs: a thin bony ring inside the chest wall, interrupted every so often.
+    ring_out = (x / (body_a - 14 * s)) ** 2 + (y / (body_b - 14 * s)) ** 2 <= 1.0
+    ring_in = (x / (body_a - 18 * s)) ** 2 + (y / (body_b - 18 * s)) ** 2 <= 1.0
+    angle = np.arctan2(y, x)
+    ribs = ring_out & ~ring_in & (np.cos(angle * 14) > 0.2)
+    hu[np.broadcast_to(ribs, shape)] = BONE_HU
+    # Table under the patient (posterior = +y).
+    table = (y > body_b + 12 * s) & (y < body_b + 22 * s) & (np.abs(x) < 140 * s)
+    hu[np.broadcast_to(table, shape)] = 150
+
+    # Lungs: two ellipsoids, z from near the top to near the bottom of the volume.
+    lz_c, lz_r = 0.05 * zext, 0.42 * zext
+    lungs = np.zeros(shape, bool)
+    for side in (-1, 1):
+        cx = side * 62 * s
+        e = ((x - cx) / (48 * s)) ** 2 + ((y + 5 * s) / (72 * s)) ** 2 + ((z - lz_c) / lz_r) ** 2
+        lungs |= e <= 1.0
+    hu[lungs] = LUNG_HU
+
+    # Vessels inside the lungs (part of the lung label, excluded from lesions).
+    vessels = np.zeros(shape, bool)
+    for side in (-1, 1):
+        hilum = (lz_c, 0.0, side * 35 * s)
+        for k, (dz, dy, dx, r) in enumerate(
+            [(0.6, -40, 40, 3.0), (-0.6, 30, 45, 3.0), (0.1, -55, 20, 2.0), (-0.3, 50, 10, 2.0),
+             (0.35, 10, 55, 1.5), (-0.7, -20, 30, 1.5)]
+        ):
+            end = (lz_c + dz * lz_r, dy * s, side * (35 + dx) * s)
+            vessels |= _tube(z, y, x, hilum, end, r * s)
+    vessels &= lungs
+    hu[vessels] = BLOOD_HU
+
+    # Aorta (blood, for the calibration check) in the mediastinum.
+    aorta = ((x - 12 * s) ** 2 + (y - 30 * s) ** 2 <= (12 * s) ** 2) & (np.abs(z - lz_c) < lz_r)
+    aorta = np.broadcast_to(aorta, shape) & ~lungs
+    hu[aorta] = BLOOD_HU
+
+    # Trachea from above the lungs to the carina, then the main bronchi into each lung.
+    carina = (lz_c + 0.35 * lz_r, -15 * s, 0.0)
+    top = (z.max() + 10, -15 * s, 0.0)
+    airway_lumen = _tube(z, y, x, top, carina, 8 * s)
+    airway_wall = _tube(z, y, x, top, carina, 10 * s)
+    for side in (-1, 1):
+        end = (lz_c + 0.1 * lz_r, -10 * s, side * 45 * s)
+        airway_lumen |= _tube(z, y, x, carina, end, 5 * s)
+        airway_wall |= _tube(z, y, x, carina, end, 6.5 * s)
+    airway_wall &= body
+    hu[airway_wall & ~airway_lumen] = TISSUE_HU
+    hu[airway_lumen & body] = AIR_HU
+
+    lung_truth = lungs & ~airway_wall
+    truth = np.zeros(shape, np.uint8)
+    truth[lung_truth] = Label.LUNG
+
+    parts: dict[str, np.ndarray] = {
+        "lungs": lung_truth,
+        "vessels": vessels & lung_truth,
+        "airway": airway_lumen & body,
+        "aorta": aorta,
+        "body": np.ascontiguousarray(body),
+    }
+    if lesions:
+        def ball(c, r):
+            return (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= r * r
+
+        ggo = (ball((lz_c + 0.3 * lz_r, 10 * s, -70 * s), 16 * s)
+               | ball((lz_c - 0.35 * lz_r, -20 * s, 75 * s), 12 * s)) & lung_truth & ~vessels
+        cons = ball((lz_c - 0.1 * lz_r, 30 * s, -55 * s), 10 * s) & lung_truth
+        # Against the lateral chest wall of the right-hand lung (+x): the dropped-out case.
+        pleural = ball((lz_c - 0.15 * lz_r, 0.0, 110 * s), 22 * s) & lung_truth
+        cons |= pleural
+        ggo &= ~cons
+        hu[ggo] = GGO_HU
+        hu[cons] = CONSOLIDATION_HU
+        truth[ggo] = Label.GGO
+        truth[cons] = Label.CONSOLIDATION
+        parts.update(ggo=ggo, consolidation=cons, pleural_consolidation=pleural)
+
+    hu += rng.normal(0.0, noise_hu, size=shape).astype(np.float32) if noise_hu > 0 else 0.0
+    out = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+    if pad_fov:
+        outside_fov = np.broadcast_to(x * x + y * y > (0.5 * fov) ** 2, shape)
+        out[outside_fov] = PADDING_HU
+        truth[outside_fov] = 0
+    vol = CTVolume(
+        hu=np.ascontiguousarray(out),
+        spacing=spacing,
+        origin=(-(nx - 1) / 2 * spacing[0], -(ny - 1) / 2 * spacing[1], -(nz - 1) / 2 * spacing[2]),
+        series_uid="2.25.1000" + str(seed),
+        study_uid="2.25.2000" + str(seed),
+        meta={"source": "phantom"},
+    )
+    return Phantom(volume=vol, truth=truth, parts=parts)
