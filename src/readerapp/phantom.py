@@ -43,18 +43,45 @@ def _grid(shape: tuple[int, int, int], spacing: tuple[float, float, float]):
     return z, y, x
 
 
+def _box(z, y, x, lo, hi) -> tuple[slice, slice, slice]:
+    """Index slices of the voxels whose centres lie within [lo, hi] (mm, (z, y, x))."""
+    out = []
+    for axis, a in enumerate((z.ravel(), y.ravel(), x.ravel())):
+        i0 = int(np.searchsorted(a, lo[axis], side="left"))
+        i1 = int(np.searchsorted(a, hi[axis], side="right"))
+        out.append(slice(i0, max(i0, i1)))
+    return tuple(out)  # type: ignore[return-value]
+
+
 def _tube(z, y, x, p0, p1, radius: float) -> np.ndarray:
-    """Voxels within ``radius`` mm of the segment p0-p1 (points given as (z, y, x) in mm)."""
+    """Voxels within ``radius`` mm of the segment p0-p1 (points given as (z, y, x) in mm).
+
+    Computed only inside the segment's bounding box, so a thin vessel costs little on a big grid.
+    """
     p0 = np.asarray(p0, float)
     p1 = np.asarray(p1, float)
+    shape = (z.shape[0], y.shape[1], x.shape[2])
+    mask = np.zeros(shape, bool)
+    bz, by, bx = _box(z, y, x, np.minimum(p0, p1) - radius, np.maximum(p0, p1) + radius)
+    zs, ys, xs = z[bz].astype(np.float32), y[:, by].astype(np.float32), x[:, :, bx].astype(np.float32)
     d = p1 - p0
-    L2 = float(d @ d)
-    t = ((z - p0[0]) * d[0] + (y - p0[1]) * d[1] + (x - p0[2]) * d[2]) / L2
+    L2 = float(d @ d) or 1e-9
+    t = ((zs - p0[0]) * d[0] + (ys - p0[1]) * d[1] + (xs - p0[2]) * d[2]) / L2
     t = np.clip(t, 0.0, 1.0)
-    dz = z - (p0[0] + t * d[0])
-    dy = y - (p0[1] + t * d[1])
-    dx = x - (p0[2] + t * d[2])
-    return dz * dz + dy * dy + dx * dx <= radius * radius
+    dist2 = (zs - (p0[0] + t * d[0])) ** 2
+    dist2 += (ys - (p0[1] + t * d[1])) ** 2
+    dist2 += (xs - (p0[2] + t * d[2])) ** 2
+    mask[bz, by, bx] = dist2 <= radius * radius
+    return mask
+
+
+def _ball(z, y, x, c, r: float) -> np.ndarray:
+    c = np.asarray(c, float)
+    shape = (z.shape[0], y.shape[1], x.shape[2])
+    mask = np.zeros(shape, bool)
+    bz, by, bx = _box(z, y, x, c - r, c + r)
+    mask[bz, by, bx] = (z[bz] - c[0]) ** 2 + (y[:, by] - c[1]) ** 2 + (x[:, :, bx] - c[2]) ** 2 <= r * r
+    return mask
 
 
 def make_chest_phantom(
@@ -100,8 +127,8 @@ def make_chest_phantom(
     lungs = np.zeros(shape, bool)
     for side in (-1, 1):
         cx = side * 62 * s
-        e = ((x - cx) / (48 * s)) ** 2 + ((y + 5 * s) / (72 * s)) ** 2 + ((z - lz_c) / lz_r) ** 2
-        lungs |= e <= 1.0
+        inplane = (((x - cx) / (48 * s)) ** 2 + ((y + 5 * s) / (72 * s)) ** 2).astype(np.float32)
+        lungs |= inplane + (((z - lz_c) / lz_r) ** 2).astype(np.float32) <= 1.0
     hu[lungs] = LUNG_HU
 
     # Vessels inside the lungs (part of the lung label, excluded from lesions).
@@ -148,7 +175,7 @@ def make_chest_phantom(
     }
     if lesions:
         def ball(c, r):
-            return (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= r * r
+            return _ball(z, y, x, c, r)
 
         ggo = (ball((lz_c + 0.3 * lz_r, 10 * s, -70 * s), 16 * s)
                | ball((lz_c - 0.35 * lz_r, -20 * s, 75 * s), 12 * s)) & lung_truth & ~vessels
@@ -163,7 +190,8 @@ def make_chest_phantom(
         truth[cons] = Label.CONSOLIDATION
         parts.update(ggo=ggo, consolidation=cons, pleural_consolidation=pleural)
 
-    hu += rng.normal(0.0, noise_hu, size=shape).astype(np.float32) if noise_hu > 0 else 0.0
+    if noise_hu > 0:
+        hu += rng.standard_normal(size=shape, dtype=np.float32) * np.float32(noise_hu)
     out = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
     if pad_fov:
         outside_fov = np.broadcast_to(x * x + y * y > (0.5 * fov) ** 2, shape)

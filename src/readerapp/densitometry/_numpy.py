@@ -29,41 +29,54 @@ except Exception:  # pragma: no cover - exercised only where numba is missing
     _HAVE_NUMBA = False
 
 
-def _kernel_py(hu, lab, nchunks):  # type: ignore[no-untyped-def]
-    n = hu.size
+def _kernel_py(hu, lab, lab64, nchunks):  # type: ignore[no-untyped-def]
+    # lab64 views the labels eight at a time: a zero word (outside the lungs, most of a chest
+    # CT) is skipped without touching its HU values, which roughly halves the memory traffic.
+    nwords = lab64.size
     counts = np.zeros((nchunks, N_LABELS, N_BINS), np.int64)
     sums = np.zeros((nchunks, N_LABELS, N_BINS), np.int64)
     fine = np.zeros((nchunks, N_LABELS, N_FINE), np.int64)
-    step = (n + nchunks - 1) // nchunks
+    step = (nwords + nchunks - 1) // nchunks
     for c in numba.prange(nchunks):  # type: ignore[union-attr]
-        start = c * step
-        end = min(n, start + step)
-        for i in range(start, end):
-            lab_i = lab[i]
-            if lab_i == 0 or lab_i >= N_LABELS:
+        w0 = c * step
+        w1 = min(nwords, w0 + step)
+        for w in range(w0, w1):
+            if lab64[w] == 0:
                 continue
-            h = np.int64(hu[i])
-            if h < E0:
-                b = 0
-            elif h < E1:
-                b = 1
-            elif h < E2:
-                b = 2
-            else:
-                b = 3
-            counts[c, lab_i, b] += 1
-            sums[c, lab_i, b] += h
-            k = h - FINE_LO
-            if k < 0:
-                k = 0
-            elif k >= N_FINE:
-                k = N_FINE - 1
-            fine[c, lab_i, k] += 1
+            for i in range(w * 8, w * 8 + 8):
+                _count_one(hu, lab, i, counts, sums, fine, c)
+    # The tail that does not fill a whole word.
+    for i in range(nwords * 8, hu.size):
+        _count_one(hu, lab, i, counts, sums, fine, 0)
     return counts.sum(axis=0), sums.sum(axis=0), fine.sum(axis=0)
+
+
+def _count_one_py(hu, lab, i, counts, sums, fine, c):  # type: ignore[no-untyped-def]
+    lab_i = lab[i]
+    if lab_i == 0 or lab_i >= N_LABELS:
+        return
+    h = np.int64(hu[i])
+    if h < E0:
+        b = 0
+    elif h < E1:
+        b = 1
+    elif h < E2:
+        b = 2
+    else:
+        b = 3
+    counts[c, lab_i, b] += 1
+    sums[c, lab_i, b] += h
+    k = h - FINE_LO
+    if k < 0:
+        k = 0
+    elif k >= N_FINE:
+        k = N_FINE - 1
+    fine[c, lab_i, k] += 1
 
 
 _kernel = None
 if _HAVE_NUMBA:
+    _count_one = numba.njit(inline="always", cache=True, nogil=True)(_count_one_py)
     _kernel = numba.njit(parallel=True, cache=True, nogil=True)(_kernel_py)
 
 
@@ -77,8 +90,12 @@ def table_numpy(hu: np.ndarray, labels: np.ndarray, *, chunk_voxels: int = 1 << 
     hu_f = np.ascontiguousarray(hu).reshape(-1)
     lab_f = np.ascontiguousarray(labels).reshape(-1)
     if _kernel is not None:
-        nchunks = max(1, min(256, hu_f.size // (1 << 16)))
-        counts, sums, fine = _kernel(hu_f, lab_f, nchunks)
+        nwords = lab_f.size // 8
+        lab64 = lab_f[: nwords * 8].view(np.uint64) if lab_f.flags.c_contiguous else None
+        if lab64 is None:  # pragma: no cover - ascontiguousarray above makes this unreachable
+            lab64 = np.ascontiguousarray(lab_f[: nwords * 8]).view(np.uint64)
+        nchunks = max(1, min(256, nwords // (1 << 13)))
+        counts, sums, fine = _kernel(hu_f, lab_f, lab64, nchunks)
         return DensityTable(counts, sums, fine)
     return _table_chunked(hu_f, lab_f, chunk_voxels)
 
@@ -117,4 +134,5 @@ def add_voxels(t: DensityTable, hu: np.ndarray, labels: np.ndarray, sign: int) -
 def warm_up() -> None:
     """Compile the kernel now (a second or two once, cached on disk) rather than mid-stroke."""
     if _kernel is not None:
-        _kernel(np.zeros(8, np.int16), np.ones(8, np.uint8), 1)
+        lab = np.ones(16, np.uint8)
+        _kernel(np.zeros(16, np.int16), lab, lab.view(np.uint64), 1)

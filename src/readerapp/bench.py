@@ -1,0 +1,240 @@
+"""``python -m readerapp.bench``: how fast the core is, on a synthetic 512x512x600 chest.
+
+Prints each figure with its target and the ratio to it; ``--json`` prints one JSON object instead.
+Timings are wall-clock medians on this machine; run it on an idle machine for figures to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _timeit(fn: Callable[[], Any], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_densitometry(vol: Any, labels: np.ndarray, repeat: int) -> dict[str, Any]:
+    from .backend import cupy_available
+    from .densitometry import compute_table
+    from .densitometry._numpy import _table_chunked, warm_up
+
+    warm_up()
+    out: dict[str, Any] = {}
+    times = _timeit(lambda: compute_table(vol.hu, labels, backend="numpy"), repeat)
+    nbytes = vol.hu.nbytes + labels.nbytes
+    out["numpy_ms"] = 1000 * statistics.median(times)
+    out["numpy_gb_per_s"] = nbytes / statistics.median(times) / 1e9
+    t_plain = _timeit(lambda: _table_chunked(vol.hu.ravel(), labels.ravel(), 1 << 22), 1)
+    out["numpy_without_numba_ms"] = 1000 * t_plain[0]
+    if cupy_available():
+        import cupy
+
+        hu_d, lab_d = cupy.asarray(vol.hu), cupy.asarray(labels)
+        compute_table(hu_d, lab_d, backend="cupy")
+
+        def run() -> None:
+            compute_table(hu_d, lab_d, backend="cupy")
+            cupy.cuda.Device().synchronize()
+
+        t = _timeit(run, repeat)
+        out["cupy_ms"] = 1000 * statistics.median(t)
+    return out
+
+
+def bench_strokes(vol: Any, labels: np.ndarray, n: int, radius_vox: int, backend: str) -> dict[str, Any]:
+    """Sphere brush strokes painting ground glass at random lung positions, applied live."""
+    from .densitometry import DensityAccumulator
+
+    acc = DensityAccumulator(vol.hu, labels, backend=backend, voxel_volume_ml=vol.voxel_volume_ml)
+    rng = np.random.default_rng(0)
+    lung = np.flatnonzero(labels.reshape(-1)[:: 97]) * 97
+    r = radius_vox
+    zz, yy, xx = np.mgrid[-r : r + 1, -r : r + 1, -r : r + 1]
+    ball = (zz**2 + yy**2 + xx**2) <= r * r
+    offs = np.stack([zz[ball], yy[ball], xx[ball]], 1)
+    nz, ny, nx = labels.shape
+    flat = labels.reshape(-1)
+    times = []
+    sizes = []
+    for _ in range(n):
+        c = np.unravel_index(int(rng.choice(lung)), labels.shape)
+        pts = offs + np.asarray(c)
+        pts = pts[(pts >= 0).all(1) & (pts[:, 0] < nz) & (pts[:, 1] < ny) & (pts[:, 2] < nx)]
+        t0 = time.perf_counter()
+        idx = (pts[:, 0] * ny + pts[:, 1]) * nx + pts[:, 2]
+        old = flat[idx]
+        change = old != 2
+        idx, old = idx[change], old[change]
+        new = np.full(idx.size, 2, np.uint8)
+        flat[idx] = new
+        acc.apply(idx, old, new)
+        acc.endpoints()
+        times.append(time.perf_counter() - t0)
+        sizes.append(int(idx.size))
+    return {
+        "backend": acc.backend,
+        "strokes": n,
+        "voxels_per_stroke_median": int(np.median(sizes)),
+        "median_ms": 1000 * statistics.median(times),
+        "p95_ms": 1000 * _pct(times, 95),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m readerapp.bench", description=__doc__)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--slices", type=int, default=600, help="slices of the synthetic case (default 600)")
+    ap.add_argument("--size", type=int, default=512, help="rows and columns (default 512)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-gui", action="store_true", help="skip the workstation benchmarks")
+    ap.add_argument("--no-segmentation", action="store_true")
+    args = ap.parse_args(argv)
+
+    from . import __version__
+    from .backend import cupy_status
+    from .phantom import make_chest_phantom
+
+    res: dict[str, Any] = {"readerapp_version": __version__, "cpu_count": os.cpu_count(),
+                           "cupy": cupy_status()[1]}
+    shape = (args.slices, args.size, args.size)
+    spacing = (0.7, 0.7, 300.0 / args.slices)
+    res["case"] = {"shape_zyx": list(shape), "spacing_xyz_mm": list(spacing)}
+    t0 = time.perf_counter()
+    ph = make_chest_phantom(shape, spacing, seed=1)
+    res["phantom_build_s"] = time.perf_counter() - t0
+    vol = ph.volume
+
+    try:
+        from .io.dicom import load_series
+        from .io.dicom_write import write_synthetic_series
+    except ImportError as exc:
+        res["load"] = {"skipped": f"loader unavailable: {exc}"}
+    else:
+        with tempfile.TemporaryDirectory(prefix="readerapp-bench-") as tmp:
+            write_synthetic_series(vol, tmp)
+            t = _timeit(lambda: load_series([tmp]), 2)
+            loaded = load_series([tmp])[0]
+            res["load"] = {"seconds_min": min(t), "slices": loaded.shape[0],
+                           "identical": bool(np.array_equal(loaded.hu, vol.hu))}
+
+    labels = ph.truth
+    if not args.no_segmentation:
+        try:
+            from .segmentation import get_segmenter
+        except ImportError as exc:
+            res["segmentation"] = {"skipped": f"segmentation unavailable: {exc}"}
+        else:
+            t0 = time.perf_counter()
+            seg = get_segmenter("classical").propose(vol, backend="numpy")
+            total = time.perf_counter() - t0
+            res["segmentation"] = {"total_s": total, "stages_s": dict(seg.timings),
+                                   "backend": seg.provenance.get("backend", "numpy")}
+
+    res["densitometry"] = bench_densitometry(vol, labels, args.repeat)
+    res["brush_stroke"] = bench_strokes(vol, labels.copy(), 200, 10, "auto")
+    res["peak_rss_mb_core"] = _peak_rss_mb()
+    del ph, vol, labels
+
+    if not args.no_gui:
+        res["gui"] = _gui_bench()
+
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        _print_report(res)
+    return 0
+
+
+def _gui_bench() -> dict[str, Any]:
+    """The workstation benchmarks run in a child process (Qt offscreen, its own peak memory)."""
+    import subprocess
+
+    code = ("import json; from readerapp.gui.bench_gui import run_gui_benchmarks; "
+            "print('RESULT' + json.dumps(run_gui_benchmarks()))")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               VTK_DEFAULT_OPENGL_WINDOW="vtkOSOpenGLRenderWindow")
+    env.pop("DISPLAY", None)
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=900)
+    except subprocess.TimeoutExpired:
+        return {"skipped": "timed out"}
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[6:])
+    return {"skipped": (r.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    def line(name: str, value: float | None, unit: str, target: float | None = None) -> None:
+        if value is None:
+            return
+        ratio = f"   ({value / target:.2f}x the {target:g} {unit} target)" if target else ""
+        print(f"  {name:<44} {value:10.2f} {unit}{ratio}")
+
+    c = r["case"]
+    print(f"ReaderApp {r['readerapp_version']} benchmark, {r['cpu_count']} CPUs; GPU: {r['cupy']}")
+    print(f"case: synthetic chest {c['shape_zyx']} (z, y, x), spacing {c['spacing_xyz_mm']} mm")
+    ld = r.get("load", {})
+    print("loading (DICOM, uncompressed):")
+    if "skipped" in ld:
+        print(f"  skipped: {ld['skipped']}")
+    else:
+        line("load series", ld["seconds_min"], "s")
+        print(f"  {'identical to the written volume':<44} {ld['identical']}")
+    sg = r.get("segmentation", {})
+    print("automatic segmentation (numpy):")
+    if "skipped" in sg:
+        print(f"  skipped: {sg['skipped']}")
+    elif sg:
+        line("total", sg["total_s"], "s", 10.0 * c["shape_zyx"][0] / 300)
+        for k, v in sg["stages_s"].items():
+            line(f"  {k}", v, "s")
+    d = r["densitometry"]
+    print("densitometry from scratch:")
+    line("numpy (numba, fused pass)", d["numpy_ms"], "ms", 100.0)
+    line("  effective bandwidth", d["numpy_gb_per_s"], "GB/s")
+    line("numpy without numba (fallback)", d["numpy_without_numba_ms"], "ms", 100.0)
+    line("cupy (fused kernel)", d.get("cupy_ms"), "ms")
+    b = r["brush_stroke"]
+    print(f"brush stroke update ({b['backend']}, sphere r=10, {b['voxels_per_stroke_median']} voxels):")
+    line("median", b["median_ms"], "ms", 5.0)
+    line("95th percentile", b["p95_ms"], "ms", 5.0)
+    line("peak memory (core benchmark process)", r["peak_rss_mb_core"], "MB")
+    g = r.get("gui")
+    if g:
+        print("workstation:")
+        if "skipped" in g:
+            print(f"  skipped: {g['skipped']}")
+        else:
+            for k, v in g.items():
+                if isinstance(v, (int, float)):
+                    line(k, float(v), "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
