@@ -32,12 +32,12 @@ def read_labelmap(
     import SimpleITK as sitk
 
     p = Path(path)
-    if not p.exists():
-        raise LabelMapError(f"{p}: label map not found")
     if _suffix(p) not in SUPPORTED_SUFFIXES:
         raise LabelMapError(
             f"{p}: unsupported label-map format; use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
+    if not p.exists():
+        raise LabelMapError(f"{p}: label map not found")
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
