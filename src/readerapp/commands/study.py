@@ -1,0 +1,298 @@
+"""The study workflow from the command line (docs/STUDY.md has a worked example).
+
+``study create``, ``study import``, ``user add``, ``worklist``, ``read submit``, ``adjudicate``,
+``export`` and ``audit verify|export``. Every command takes ``--db URL`` (an SQLite path or a
+database URL; default: the study in the user's data folder) and reads passwords from stdin, one per
+line, so imaging managers can script a study; at a terminal they are asked for without echo.
+Handlers import the study package lazily so ``readerapp --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DB_HELP = ("study database: an SQLite file path or a URL such as postgresql+psycopg://user@host/db "
+           "(default: the study in your user data folder)")
+
+VERIFY_FAILED = 3
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL", help=DB_HELP)
+    p.add_argument("--storage", metavar="DIR",
+                   help="the study's file folder (default: NAME_files beside an SQLite file; "
+                   "for a server database, or set READERAPP_STUDY_STORAGE)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    st = sub.add_parser("study", help="create a blinded reading study, import scans",
+                        description="Set up a study and import scans de-identified under random codes.")
+    st_sub = st.add_subparsers(dest="study_command", metavar="ACTION", required=True)
+    c = st_sub.add_parser("create", help="create the study from a configuration file (.toml, .json, .yaml)")
+    c.add_argument("config", metavar="CONFIG")
+    _common(c)
+    c.set_defaults(func=run_study_create)
+    i = st_sub.add_parser("import", help="import scans (administrator; password on stdin)")
+    src = i.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", metavar="CSV", help="CSV with columns subject, visit, folder[, acquisition_date]")
+    src.add_argument("--folder", metavar="DIR", help="a tree DIR/SUBJECT/VISIT/ of DICOM files")
+    i.add_argument("--admin", default="admin", metavar="NAME", help="administrator's user name (default: admin)")
+    _common(i)
+    i.set_defaults(func=run_study_import)
+
+    u = sub.add_parser("user", help="manage study users")
+    u_sub = u.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    a = u_sub.add_parser(
+        "add", help="add a user (stdin: the new password, then the administrator's)",
+        description="Add a user. Reads the new user's password from the first line of stdin and the "
+        "administrator's password from the second (not needed for the study's first user, who "
+        "must be an administrator).")
+    a.add_argument("--name", required=True)
+    a.add_argument("--role", required=True, choices=("admin", "reader", "adjudicator", "statistician"))
+    a.add_argument("--admin", default="admin", metavar="NAME", help="acting administrator (default: admin)")
+    _common(a)
+    a.set_defaults(func=run_user_add)
+
+    w = sub.add_parser("worklist", help="show a reader's (or adjudicator's) worklist (password on stdin)")
+    w.add_argument("--user", required=True, metavar="NAME")
+    w.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _common(w)
+    w.set_defaults(func=run_worklist)
+
+    r = sub.add_parser("read", help="reads made elsewhere")
+    r_sub = r.add_subparsers(dest="read_command", metavar="ACTION", required=True)
+    s = r_sub.add_parser(
+        "submit", help="submit (and sign) a read of a case (password on stdin)",
+        description="Measure LABELS on the case's series, store it as the user's read of the case "
+        "and, with --sign, sign it (an electronic signature: the password is checked again).")
+    s.add_argument("--case", required=True, metavar="CODE")
+    s.add_argument("--user", required=True, metavar="NAME")
+    s.add_argument("--labels", required=True, metavar="LABELS",
+                   help="label map (NIfTI/NRRD on the series grid) or a read folder")
+    s.add_argument("--form", metavar="FORM.json", help="the read form (severity per lobe; fibrosis on Day-90 scans)")
+    s.add_argument("--sign", action="store_true", help="sign the read (locks it)")
+    s.add_argument("--reason", help="why: required to change a signed read (makes a new version)")
+    s.add_argument("--source", choices=("corrected", "auto"), default="corrected")
+    _common(s)
+    s.set_defaults(func=run_read_submit)
+
+    j = sub.add_parser(
+        "adjudicate", help="decide a discordant case (password on stdin)",
+        description="Show a discordant case's two reads (--show), or sign its final read: one of "
+        "the two (--choose READ_ID) or a correction of one (--correct READ_ID with --labels/--form).")
+    j.add_argument("--case", required=True, metavar="CODE")
+    j.add_argument("--user", required=True, metavar="NAME")
+    how = j.add_mutually_exclusive_group(required=True)
+    how.add_argument("--choose", type=int, metavar="READ_ID")
+    how.add_argument("--correct", type=int, metavar="READ_ID")
+    how.add_argument("--show", action="store_true", help="print both reads' differences and exit")
+    j.add_argument("--labels", metavar="LABELS", help="corrected label map (with --correct)")
+    j.add_argument("--form", metavar="FORM.json", help="corrected form (with --correct)")
+    j.add_argument("--reason", default="", help="why this read is final (required to sign)")
+    _common(j)
+    j.set_defaults(func=run_adjudicate)
+
+    e = sub.add_parser("export", help="statistician's export: endpoints CSV, DICOM SEG and SR (password on stdin)")
+    e.add_argument("--user", required=True, metavar="NAME")
+    e.add_argument("--randomization", metavar="CSV", help="randomization list with columns subject, arm")
+    e.add_argument("--out", required=True, metavar="DIR")
+    e.add_argument("--no-dicom", action="store_true", help="CSV only (no SEG/SR)")
+    _common(e)
+    e.set_defaults(func=run_export)
+
+    au = sub.add_parser("audit", help="check or export the audit trail")
+    au_sub = au.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    v = au_sub.add_parser("verify", help="check the hash chain and that no row was changed behind the program's back")
+    _common(v)
+    v.set_defaults(func=run_audit_verify)
+    x = au_sub.add_parser("export", help="write the audit trail as CSV (administrator; password on stdin)")
+    x.add_argument("--user", required=True, metavar="NAME")
+    x.add_argument("--out", required=True, metavar="CSV")
+    _common(x)
+    x.set_defaults(func=run_audit_export)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+class _Passwords:
+    """Passwords one per line from stdin; at a terminal, asked for without echo."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] | None = None
+
+    def get(self, prompt: str) -> str:
+        from ..study.errors import AuthenticationError
+
+        if sys.stdin is not None and sys.stdin.isatty():
+            return getpass.getpass(prompt)
+        if self._lines is None:
+            self._lines = [] if sys.stdin is None else sys.stdin.read().splitlines()
+        if not self._lines:
+            raise AuthenticationError(f"expected a password on stdin ({prompt.strip(': ')})")
+        return self._lines.pop(0)
+
+
+def _service(args: argparse.Namespace):
+    from ..study.service import StudyService
+
+    return StudyService(args.db, args.storage)
+
+
+def _login(svc: Any, name: str, pw: _Passwords) -> Any:
+    return svc.login(name, pw.get(f"password for {name}: "))
+
+
+def _form_arg(path: str | None) -> Any:
+    if path is None:
+        return None
+    from ..study.errors import ImportDataError
+
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ImportDataError(f"{p}: cannot read the form as JSON ({exc})") from exc
+
+
+def _labels_and_form(labels: str, form: str | None) -> tuple[Path, Any]:
+    """A label file, or a read folder (its labels.nii.gz, and its form.json unless --form)."""
+    p = Path(labels)
+    f = _form_arg(form)
+    if p.is_dir():
+        if f is None and (p / "form.json").is_file():
+            f = _form_arg(str(p / "form.json"))
+        p = p / "labels.nii.gz"
+    return p, f
+
+
+# --- handlers --------------------------------------------------------------------------------
+def run_study_create(args: argparse.Namespace) -> int:
+    from ..study.config import load_config
+
+    cfg = load_config(args.config)
+    svc = _service(args)
+    svc.create_study(cfg)
+    print(f"created study {cfg.name!r} in {svc.db.url}; files in {svc.storage}")
+    print("next: add the first user, an administrator: readerapp user add --name admin --role admin")
+    return 0
+
+
+def run_study_import(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.admin, _Passwords())
+    codes = svc.import_manifest(actor, args.manifest) if args.manifest else svc.import_folder(actor, args.folder)
+    print(f"imported {len(codes)} scan(s) de-identified under random case codes")
+    return 0
+
+
+def run_user_add(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from ..study.models import User
+
+    svc = _service(args)
+    pw = _Passwords()
+    new_password = pw.get(f"new password for {args.name}: ")
+    with svc.db.transaction() as s:
+        first = not s.scalar(select(func.count()).select_from(User))
+    actor = None if first else _login(svc, args.admin, pw)
+    svc.add_user(actor, args.name, args.role, new_password)
+    print(f"added {args.role} {args.name}")
+    return 0
+
+
+def run_worklist(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.user, _Passwords())
+    if actor.role.value == "adjudicator":
+        items = svc.adjudication_worklist(actor)
+        rows = [{"code": e.code, "status": e.status, "reasons": list(e.reasons)} for e in items]
+    else:
+        rows = [
+            {k: v for k, v in vars(e).items() if not (k == "visit" and v is None)}
+            for e in svc.worklist(actor)
+        ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print("  ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+def run_read_submit(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    pw = _Passwords()
+    password = pw.get(f"password for {args.user}: ")
+    actor = svc.login(args.user, password)
+    labels, form = _labels_and_form(args.labels, args.form)
+    info = svc.save_read(actor, args.case, labels, form, source=args.source, reason=args.reason)
+    if args.sign:
+        info = svc.sign_read(actor, info.id, password)
+    print(json.dumps({"read_id": info.id, "case": info.case_code, "version": info.version,
+                      "status": info.status, "lesion_pct": info.endpoints.get("lesion_pct")}))
+    return 0
+
+
+def run_adjudicate(args: argparse.Namespace) -> int:
+    from ..study.errors import StudyError
+
+    svc = _service(args)
+    pw = _Passwords()
+    password = pw.get(f"password for {args.user}: ")
+    actor = svc.login(args.user, password)
+    if args.show:
+        view = svc.adjudication_view(actor, args.case)
+        print(json.dumps({
+            "case": view.code, "why_discordant": list(view.reasons),
+            "read_a": view.read_a.id, "read_b": view.read_b.id,
+            "differences": {k: {"a": a, "b": b} for k, (a, b) in view.differences.items()},
+        }, indent=2))
+        return 0
+    if not args.reason.strip():
+        raise StudyError("give --reason: an adjudication is signed with the reason for the final read")
+    if args.choose is not None:
+        info = svc.adjudicate(actor, args.case, password, args.reason, choose=args.choose)
+    else:
+        labels, form = (None, _form_arg(args.form))
+        if args.labels:
+            labels, f2 = _labels_and_form(args.labels, args.form)
+            form = form if form is not None else f2
+        info = svc.adjudicate(actor, args.case, password, args.reason, based_on=args.correct,
+                              labels=labels, form=form)
+    print(json.dumps({"case": args.case, "final_read_id": info.id, "lesion_pct": info.endpoints.get("lesion_pct")}))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.user, _Passwords())
+    res = svc.export(actor, args.out, args.randomization, dicom=not args.no_dicom)
+    print(f"wrote {res.csv_path} ({res.rows} rows) and {len(res.dicom_files)} DICOM file(s)")
+    for p in res.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return 0
+
+
+def run_audit_verify(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    rep = svc.audit_verify()
+    if rep.ok:
+        print(f"audit trail intact: {rep.records} records, every audited row matches")
+        return 0
+    print(f"audit trail check FAILED ({len(rep.problems)} problem(s)):")
+    for p in rep.problems:
+        print(f"  {p}")
+    return VERIFY_FAILED
+
+
+def run_audit_export(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.user, _Passwords())
+    n = svc.audit_export(actor, args.out)
+    print(f"wrote {n} audit records to {args.out}")
+    return 0

@@ -1,0 +1,248 @@
+"""A reading session without Qt: one scan, its label map under edit, live endpoints, the journal.
+
+The window is a thin view of this object; tests and benchmarks drive it directly. Loading and
+auto-segmentation (:func:`prepare`) run in a worker thread in the GUI and report progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ReaderAppError, SeriesError
+from ..forms import ReadForm
+from ..labels import Label
+from ..progress import ProgressFn, no_progress, scaled
+from ..volume import CTVolume
+from ._editor import Edit, LabelEditor
+from .journal import Journal, JournalError, Recoverable, find_recoverable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """What the background worker hands to the window: a volume and its starting label map."""
+
+    volume: CTVolume
+    labels: np.ndarray
+    #: "auto" (segmentation proposal) or "file" (a label map the reader opened).
+    origin: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _fallback_lungs(volume: CTVolume) -> np.ndarray:
+    """Lung by threshold and border-connected air removal: only until the segmenter is installed."""
+    from scipy import ndimage as ndi
+
+    air = (volume.hu < -400) & ~volume.padding_mask()
+    lab, n = ndi.label(air)
+    border = np.unique(np.concatenate([lab[:, 0].ravel(), lab[:, -1].ravel(), lab[:, :, 0].ravel(),
+                                       lab[:, :, -1].ravel()]))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    sizes[border] = 0
+    sizes[0] = 0
+    keep = np.argsort(sizes)[::-1][:2]
+    keep = keep[sizes[keep] > 0]
+    return np.isin(lab, keep).astype(np.uint8) * np.uint8(Label.LUNG)
+
+
+def prepare(
+    inputs: list[str | Path] | CTVolume,
+    *,
+    labels_path: str | Path | None = None,
+    backend: str = "auto",
+    progress: ProgressFn = no_progress,
+) -> Prepared:
+    """Load a series (or take a volume) and get its starting label map: a file or the proposal.
+
+    Raises :class:`~readerapp.errors.ReaderAppError` subclasses for bad input and
+    :class:`~readerapp.progress.Cancelled` when the progress callback cancels.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if isinstance(inputs, CTVolume):
+        volume = inputs
+    else:
+        from ..io.dicom import load_series
+
+        vols = load_series([str(p) for p in inputs], progress=scaled(progress, 0.0, 0.3))
+        if not vols:
+            raise SeriesError(f"no CT series found in {', '.join(map(str, inputs))}")
+        if len(vols) > 1:
+            log.warning("%d series found; opening the largest", len(vols))
+        volume = max(vols, key=lambda v: v.hu.size)
+    timings["load_s"] = time.perf_counter() - t0
+    progress(0.3, "CT loaded")
+    warnings = list(volume.warnings)
+    if labels_path is not None:
+        from ..io.labelmap import read_labelmap
+
+        labels_path = Path(labels_path)
+        if labels_path.is_dir():  # a saved read folder
+            from ..readfile import LABELS_NAME
+
+            labels_path = labels_path / LABELS_NAME
+        labels = read_labelmap(labels_path, volume)
+        progress(1.0, "label map loaded")
+        return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "file",
+                        {"labels_path": str(labels_path)}, warnings, timings)
+    t1 = time.perf_counter()
+    try:
+        from ..segmentation import get_segmenter
+    except ImportError:
+        get_segmenter = None  # type: ignore[assignment]
+    if get_segmenter is None:
+        labels = _fallback_lungs(volume)
+        warnings.append("automatic lesion segmentation is not installed: lungs only, by threshold")
+        provenance: dict[str, Any] = {"method": "fallback-threshold"}
+    else:
+        result = get_segmenter("classical").propose(
+            volume, backend=backend, progress=scaled(progress, 0.3, 1.0)
+        )
+        labels = result.labels
+        provenance = dict(getattr(result, "provenance", {}) or {})
+        warnings += list(getattr(result, "warnings", []) or [])
+    timings["segmentation_s"] = time.perf_counter() - t1
+    progress(1.0, "segmentation done")
+    return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "auto", provenance,
+                    warnings, timings)
+
+
+class ReadingSession:
+    """One scan being read: editor, live densitometry, starting values, journal, save."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        *,
+        backend: str = "auto",
+        journal_root: Path | None = None,
+        use_journal: bool = True,
+    ) -> None:
+        from ..densitometry import DensityAccumulator
+
+        self.prepared = prepared
+        self.volume = prepared.volume
+        self.labels = prepared.labels
+        # Padding voxels are never lung (PROTOCOL.md); the editor also never paints them.
+        pad = self.volume.padding_mask()
+        if pad.any():
+            self.labels[pad & (self.labels != 0)] = Label.OUTSIDE
+        self.editor = LabelEditor(self.volume.hu, self.labels)
+        self.acc = DensityAccumulator(
+            self.volume.hu, self.labels, backend=backend, voxel_volume_ml=self.volume.voxel_volume_ml
+        )
+        self.editor.subscribe(self.acc.apply)
+        self.initial_endpoints = self.acc.endpoints()
+        self.journal_root = journal_root
+        self.use_journal = use_journal
+        self.journal: Journal | None = None
+        self.steps_since_save = 0
+        self.edits_since_start = 0
+        self.form = ReadForm.blank(with_fibrosis=False)
+        self.editor.subscribe_steps(self._on_step)
+
+    # --- journal ----------------------------------------------------------------------------
+    @property
+    def series_uid(self) -> str:
+        return self.volume.series_uid or "no-uid"
+
+    def recoverable(self) -> Recoverable | None:
+        """Unsaved edits a previous session on this scan left behind (ask before restoring)."""
+        if not self.use_journal:
+            return None
+        return find_recoverable(self.series_uid, self.labels.shape, self.journal_root)
+
+    def start_journal(self, restore: Recoverable | None = None) -> int:
+        """Start journaling; with ``restore``, first replay its edits. Returns edits restored."""
+        if not self.use_journal:
+            return 0
+        n = 0
+        if restore is not None:
+            n = restore.restore_into(self.editor)
+            self.acc.reset(self.labels)
+            self.journal = Journal.resume(restore)
+            self.steps_since_save = max(n, 1)
+            self.edits_since_start += n
+        else:
+            try:
+                self.journal = Journal.start(self.series_uid, self.labels, self.journal_root)
+            except JournalError as exc:
+                log.warning("%s", exc)
+                raise
+        self.journal.attach(self.editor)
+        return n
+
+    def _on_step(self, kind: str, edit: Edit) -> None:
+        self.edits_since_start += 1
+        self.steps_since_save += 1
+
+    @property
+    def modified(self) -> bool:
+        """Edited (or undone) since the last save."""
+        return self.steps_since_save > 0
+
+    # --- values -----------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self.acc.backend
+
+    def endpoints(self):  # type: ignore[no-untyped-def]
+        return self.acc.endpoints()
+
+    def differences(self) -> dict[str, float]:
+        """Current minus starting (automatic) values, per scalar endpoint."""
+        return self.acc.endpoints().difference(self.initial_endpoints)
+
+    @property
+    def source(self) -> str:
+        """'auto' until the reader changed the proposal, then 'corrected'."""
+        if self.prepared.origin == "file" or self.edits_since_start:
+            return "corrected"
+        return "auto"
+
+    def hu_at(self, zyx: tuple[int, int, int]) -> int | None:
+        z, y, x = zyx
+        if 0 <= z < self.labels.shape[0] and 0 <= y < self.labels.shape[1] and 0 <= x < self.labels.shape[2]:
+            return int(self.volume.hu[z, y, x])
+        return None
+
+    # --- saving -----------------------------------------------------------------------------
+    def save(self, folder: str | Path, form: ReadForm, *, require_fibrosis: bool = False) -> Path:
+        """Save the read (labels, form, endpoints, provenance); refuses an incomplete form."""
+        from ..readfile import save_read
+
+        missing = form.missing(require_fibrosis)
+        if missing:
+            shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
+            raise ReaderAppError(f"the read is not complete: {len(missing)} answer(s) missing ({shown})")
+        endpoints: Any
+        try:
+            from ..analysis import measure
+
+            endpoints = measure(
+                self.volume, self.labels, backend=self.backend, source=self.source,
+                provenance=self.prepared.provenance, warnings=self.prepared.warnings,
+            )
+        except ImportError:
+            endpoints = self.endpoints().to_dict()
+        folder = save_read(folder, volume=self.volume, labels=self.labels, form=form,
+                           endpoints=endpoints, source=self.source)
+        self.form = form
+        self.steps_since_save = 0
+        if self.journal is not None:
+            self.journal.mark_saved()
+        return folder
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None

@@ -1,0 +1,73 @@
+"""Every frequent command as one QAction with its shortcut and tooltip (menus, buttons and the
+help page all use these, so they cannot disagree)."""
+
+from __future__ import annotations
+
+from PySide6 import QtGui
+
+from ..editing import Mode
+from .state import Tool
+
+# name: (text, shortcuts, tooltip, checkable)
+SPECS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
+    "open": ("&Open scan folder…", ("Ctrl+O",), "Open a DICOM series folder", False),
+    "open_labels": ("Open &label map…", ("Ctrl+L",), "Replace the labels with a NIfTI/NRRD file", False),
+    "save": ("&Save read…", ("Ctrl+S",), "Save the read (labels, forms, endpoints)", False),
+    "quit": ("&Quit", ("Ctrl+Q",), "Close ReaderApp (edits stay in the journal)", False),
+    "undo": ("&Undo", ("Ctrl+Z",), "Undo the last stroke or tool", False),
+    "redo": ("&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", False),
+    "tool_navigate": ("Navigate", ("N", "Esc"), "Left drag: window/level; click: linked cursor", True),
+    "tool_brush": ("Brush", ("B",), "Paint with the selected label", True),
+    "tool_fill": ("Fill", ("F",), "Fill the connected region within the label's HU range", True),
+    "tool_remove": ("Remove lesion", ("R",), "Click a lesion to remove it whole", True),
+    "mode_ggo": ("GGO", ("1",), "Paint ground-glass opacity (−750 to −300 HU)", True),
+    "mode_consolidation": ("Consolidation", ("2",), "Paint consolidation (−300 to 50 HU)", True),
+    "mode_erase": ("Erase lesion", ("3",), "Lesion back to plain lung", True),
+    "mode_lung_add": ("Lung +", ("4",), "Extend the lung boundary", True),
+    "mode_lung_remove": ("Lung −", ("5",), "Cut from the lung (boundary editing)", True),
+    "opt_sphere": ("3D sphere", ("D",), "Brush as a 3D sphere instead of a 2D disk", True),
+    "opt_hu_limited": ("HU-limited", ("H",), "Brush changes only voxels in the label's HU range", True),
+    "opt_keep_inside": ("Keep in lung", ("K",), "Lesions only inside the lung mask", True),
+    "opt_fill_3d": ("Fill in 3D", ("Shift+F",), "Fill connects across slices", True),
+    "interpolate": ("Fill between slices", ("I",), "Interpolate the lesion between the last two painted slices", False),
+    "brush_smaller": ("Smaller brush", ("[",), "Brush radius down", False),
+    "brush_larger": ("Larger brush", ("]",), "Brush radius up", False),
+    "overlay_toggle": ("Overlay", ("O",), "Show or hide the label overlay", True),
+    "outline_toggle": ("Lung outline", ("Shift+O",), "Show or hide the lung outline", True),
+    "preset_lung": ("Lung window", ("L",), "Window 1500, level −600", False),
+    "preset_mediastinum": ("Mediastinum window", ("M",), "Window 400, level 40", False),
+    "slice_next": ("Next slice", ("Up", "PgUp"), "Next slice in the active view", False),
+    "slice_prev": ("Previous slice", ("Down", "PgDown"), "Previous slice in the active view", False),
+    "maximize": ("Maximize view", ("X",), "Maximize or restore the active view", False),
+    "reset_views": ("Reset views", ("Ctrl+0",), "Fit all views", False),
+    "help": ("Help", ("F1",), "Show the keyboard and mouse help", False),
+}
+
+TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_fill": Tool.FILL,
+         "tool_remove": Tool.REMOVE}
+MODES = {"mode_ggo": Mode.GGO, "mode_consolidation": Mode.CONSOLIDATION, "mode_erase": Mode.ERASE,
+         "mode_lung_add": Mode.LUNG_ADD, "mode_lung_remove": Mode.LUNG_REMOVE}
+
+
+def build_actions(parent) -> dict[str, QtGui.QAction]:  # type: ignore[no-untyped-def]
+    actions: dict[str, QtGui.QAction] = {}
+    for name, (text, keys, tip, checkable) in SPECS.items():
+        a = QtGui.QAction(text, parent)
+        a.setShortcuts([QtGui.QKeySequence(k) for k in keys])
+        a.setToolTip(f"{tip} ({', '.join(keys)})")
+        a.setStatusTip(tip)
+        a.setCheckable(checkable)
+        parent.addAction(a)
+        actions[name] = a
+    tools = QtGui.QActionGroup(parent)
+    for n in TOOLS:
+        tools.addAction(actions[n])
+    modes = QtGui.QActionGroup(parent)
+    for n in MODES:
+        modes.addAction(actions[n])
+    actions["tool_navigate"].setChecked(True)
+    actions["mode_ggo"].setChecked(True)
+    actions["opt_keep_inside"].setChecked(True)
+    actions["overlay_toggle"].setChecked(True)
+    actions["outline_toggle"].setChecked(True)
+    return actions

@@ -1,0 +1,103 @@
+"""Starting the workstation: the application object, ``readerapp view``, and screenshots.
+
+A screenshot composites each VTK view's own pixels (``vtkWindowToImageFilter``) over
+``QWidget.grab()`` of the window, which cannot see them (STACK.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .headless import configure_headless
+
+
+def screenshot(window, out: str | Path) -> Path:  # type: ignore[no-untyped-def]
+    """Save the whole window, VTK views included, as PNG (or any format Qt writes)."""
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    QtWidgets.QApplication.processEvents()
+    img = window.grab().toImage()
+    painter = QtGui.QPainter(img)
+    for view in window.views:
+        canvas = view.canvas
+        if not canvas.isVisible():
+            continue
+        px = canvas.pixels()
+        h, w = px.shape[:2]
+        qimg = QtGui.QImage(px.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
+        top_left = canvas.mapTo(window, QtCore.QPoint(0, 0))
+        target = QtCore.QRect(top_left, canvas.size())
+        painter.drawImage(target, qimg)
+    painter.end()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not img.save(str(out)):
+        from ..errors import ReaderAppError
+
+        raise ReaderAppError(f"cannot write the screenshot {out} (unknown image type or no access)")
+    return out
+
+
+def _wait_for(window, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    from PySide6 import QtCore
+
+    loop = QtCore.QEventLoop()
+    window.session_ready.connect(loop.quit)
+    window.load_failed.connect(loop.quit)
+    QtCore.QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+
+
+def run(
+    series: list[str] | None = None,
+    labels: str | None = None,
+    *,
+    screenshot_path: str | None = None,
+    backend: str = "auto",
+    restore: str = "ask",
+    size: tuple[int, int] = (1600, 1000),
+) -> int:
+    """Open the window (optionally on a series); with ``screenshot_path``, save and exit."""
+    if screenshot_path:
+        configure_headless(force=True)
+    elif not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
+        configure_headless()
+    from PySide6 import QtCore, QtWidgets
+
+    from .main_window import MainWindow
+
+    QtWidgets.QApplication.setHighDpiScaleFactorRoundingPolicy(
+        QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["readerapp"])
+    app.setApplicationName("ReaderApp")
+    app.setOrganizationName("ReaderApp")
+    interactive = screenshot_path is None
+    win = MainWindow(
+        backend=backend,
+        use_journal=interactive,  # a screenshot never touches the reader's journal
+        restore_policy=restore if interactive else "discard",
+        interactive=interactive,
+    )
+    win.resize(*size)
+    win.show()
+    if series:
+        win.open_series(list(series), labels_path=labels)
+    if not interactive:
+        if series:
+            _wait_for(win, timeout_s=600)
+            if win.errors and win.controller.session is None:
+                from ..errors import ReaderAppError
+
+                raise ReaderAppError(win.errors[-1])
+        for _ in range(3):
+            app.processEvents()
+        win.refresh_views()
+        if win.controller.session is not None:
+            win.volume_view.rebuild()
+        out = screenshot(win, screenshot_path)  # type: ignore[arg-type]
+        print(f"screenshot written to {out}")
+        win.close()
+        return 0
+    return int(app.exec())

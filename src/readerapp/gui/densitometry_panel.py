@@ -1,0 +1,162 @@
+"""Live densitometry: every endpoint of PROTOCOL.md, start vs now, and the density histogram.
+
+Values come from the core's incremental accumulator (a few bincounts over the changed voxels), so
+the panel follows the brush. The histogram is painted with QPainter (QtCharts is not in
+PySide6-Essentials, and pyqtgraph aborted at exit with PySide6 6.12; STACK.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .state import COLOURS
+
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("lung_volume_ml", "Lung volume", "mL"),
+    ("lesion_volume_ml", "Lesion volume", "mL"),
+    ("lesion_pct", "Lesion", "% lung"),
+    ("ggo_volume_ml", "GGO volume", "mL"),
+    ("ggo_pct", "GGO", "% lung"),
+    ("consolidation_volume_ml", "Consolidation volume", "mL"),
+    ("consolidation_pct", "Consolidation", "% lung"),
+    ("lesion_weight_hu_voxel", "Lesion weight", "HU·voxel"),
+    ("lesion_weight_hu_ml", "Lesion weight", "HU·mL"),
+    ("lesion_mass_g", "Lesion mass", "g"),
+    ("mean_lung_hu", "Mean lung density", "HU"),
+)
+BIN_TITLES = ("< −750 HU", "−750 to −300", "−300 to 50", "≥ 50 HU")
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, int):
+        return f"{v:,}".replace(",", " ")
+    if isinstance(v, float):
+        if abs(v) >= 1e5:
+            return f"{v:,.0f}".replace(",", " ")
+        return f"{v:.2f}"
+    return str(v)
+
+
+class HistogramWidget(QtWidgets.QWidget):
+    """Stacked histogram of lung voxels by HU (lung, GGO, consolidation), with the bin edges."""
+
+    LO, HI, STEP = -1024, 200, 16
+
+    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self.setMinimumHeight(120)
+        self.counts: np.ndarray | None = None
+        self.setToolTip("Lung voxels by density: plain lung (blue), GGO (yellow), "
+                        "consolidation (magenta); dashed lines at −750, −300 and 50 HU")
+
+    def set_fine(self, edges: np.ndarray, counts: np.ndarray) -> None:
+        lo = self.LO - int(edges[0])
+        n = (self.HI - self.LO) // self.STEP
+        c = counts[:, lo : lo + n * self.STEP].reshape(counts.shape[0], n, self.STEP).sum(axis=2)
+        self.counts = c
+        self.update()
+
+    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
+        r = self.rect().adjusted(6, 4, -6, -18)
+        p.fillRect(self.rect(), self.palette().base())
+        if self.counts is None or r.width() < 10:
+            p.end()
+            return
+        stacked = np.cumsum(self.counts, axis=0)
+        top = max(float(stacked[-1].max()), 1.0)
+        n = stacked.shape[1]
+        bw = r.width() / n
+        colours = [QtGui.QColor(120, 150, 210), QtGui.QColor(*COLOURS["ggo"]),
+                   QtGui.QColor(*COLOURS["consolidation"])]
+        for k in range(stacked.shape[0] - 1, -1, -1):
+            p.setPen(QtCore.Qt.PenStyle.NoPen)
+            p.setBrush(colours[k])
+            for i in range(n):
+                h = stacked[k, i] / top * r.height()
+                if h >= 0.5:
+                    p.drawRect(QtCore.QRectF(r.left() + i * bw, r.bottom() - h, max(bw - 0.5, 1), h))
+        pen = QtGui.QPen(self.palette().text().color())
+        pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        font = p.font()
+        font.setPointSizeF(max(font.pointSizeF() * 0.8, 6))
+        p.setFont(font)
+        for hu in (-750, -300, 50):
+            x = r.left() + (hu - self.LO) / (self.HI - self.LO) * r.width()
+            p.drawLine(QtCore.QPointF(x, r.top()), QtCore.QPointF(x, r.bottom()))
+            p.drawText(QtCore.QPointF(x - 12, self.height() - 4), str(hu))
+        p.drawText(QtCore.QPointF(r.left(), self.height() - 4), str(self.LO))
+        p.end()
+
+
+class DensitometryPanel(QtWidgets.QWidget):
+    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.backend_label = QtWidgets.QLabel("Backend: —")
+        self.backend_label.setObjectName("backendLabel")
+        self.backend_label.setToolTip("Which array library computes the live numbers")
+        self.source_label = QtWidgets.QLabel("")
+        head = QtWidgets.QHBoxLayout()
+        head.addWidget(self.backend_label)
+        head.addStretch(1)
+        head.addWidget(self.source_label)
+        lay.addLayout(head)
+        self.table = QtWidgets.QTableWidget(len(ROWS) + 4, 3)
+        self.table.setHorizontalHeaderLabels(["Automatic", "Now", "Δ"])
+        names = [f"{t} ({u})" for _, t, u in ROWS] + [f"{b} (% lung)" for b in BIN_TITLES]
+        self.table.setVerticalHeaderLabels(names)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.setToolTip("Endpoints of PROTOCOL.md: as proposed automatically (or as "
+                              "loaded), now, and the difference")
+        for r in range(self.table.rowCount()):
+            for c in range(3):
+                item = QtWidgets.QTableWidgetItem("—")
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(QtWidgets.QLabel("Lung density histogram (HU)"))
+        self.hist = HistogramWidget()
+        lay.addWidget(self.hist)
+        self.current: dict = {}
+
+    def set_initial(self, endpoints_dict: dict) -> None:
+        self._fill_column(0, endpoints_dict)
+        self._initial = endpoints_dict
+
+    def _fill_column(self, col: int, d: dict) -> None:
+        for r, (key, _, _) in enumerate(ROWS):
+            self.table.item(r, col).setText(_fmt(d.get(key)))
+        for b, bin_ in enumerate(d.get("density_histogram", [])):
+            self.table.item(len(ROWS) + b, col).setText(_fmt(bin_["pct"]))
+
+    def update_values(self, session) -> None:  # type: ignore[no-untyped-def]
+        """Refresh from the accumulator (cheap: no pass over the volume)."""
+        d = session.endpoints().to_dict()
+        self.current = d
+        self._fill_column(1, d)
+        start = getattr(self, "_initial", {})
+        for r, (key, _, _) in enumerate(ROWS):
+            a, b = d.get(key), start.get(key)
+            diff = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+            self.table.item(r, 2).setText("0" if diff == 0 else (("+" if diff and diff > 0 else "") + _fmt(diff)) if diff is not None else "—")
+        for b, bin_ in enumerate(d["density_histogram"]):
+            s = start.get("density_histogram", [{}] * 4)[b].get("pct")
+            diff = bin_["pct"] - s if s is not None else None
+            self.table.item(len(ROWS) + b, 2).setText("—" if diff is None else ("0" if diff == 0 else f"{diff:+.2f}"))
+        backend = session.backend
+        self.backend_label.setText(
+            "Backend: CuPy (GPU)" if backend == "cupy" else "Backend: NumPy (CPU)"
+        )
+        self.source_label.setText(f"Segmentation: {session.source}")
+        self.hist.set_fine(*session.acc.fine_histogram())

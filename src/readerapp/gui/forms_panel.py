@@ -1,0 +1,154 @@
+"""The reader's forms: per-lobe severity (every scan) and the fibrosis grid (Day-90 scans).
+
+Each fibrosis feature shows its definition (``readerapp.forms``) beside its row. Unanswered is a
+state of its own ("—"), so a read cannot be completed by forgetting a box: ``missing`` lists
+what is left and the save action refuses until it is empty.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from ..forms import FIBROSIS_FEATURES, LOBE_NAMES, LOBES, SEVERITY_SCALE, ReadForm
+
+UNANSWERED = "—"
+
+
+class FormsPanel(QtWidgets.QScrollArea):
+    changed = QtCore.Signal()
+
+    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        inner = QtWidgets.QWidget()
+        self.setWidget(inner)
+        lay = QtWidgets.QVBoxLayout(inner)
+        lay.setContentsMargins(4, 4, 4, 4)
+
+        sev_box = QtWidgets.QGroupBox("CT severity score (extent of involvement per lobe)")
+        sev = QtWidgets.QGridLayout(sev_box)
+        self.severity: dict[str, QtWidgets.QComboBox] = {}
+        for i, lobe in enumerate(LOBES):
+            lab = QtWidgets.QLabel(lobe)
+            lab.setToolTip(LOBE_NAMES[lobe])
+            cb = QtWidgets.QComboBox()
+            cb.addItem(UNANSWERED, None)
+            for score, text in SEVERITY_SCALE.items():
+                cb.addItem(f"{score}  ({text})", score)
+            cb.setToolTip(f"Extent of involvement of the {LOBE_NAMES[lobe]}, 0 to 5")
+            cb.currentIndexChanged.connect(self._changed)
+            sev.addWidget(lab, i // 3, (i % 3) * 2)
+            sev.addWidget(cb, i // 3, (i % 3) * 2 + 1)
+            self.severity[lobe] = cb
+        self.total_label = QtWidgets.QLabel("Total: — / 25")
+        self.total_label.setObjectName("severityTotal")
+        sev.addWidget(self.total_label, 1, 4, 1, 2)
+        lay.addWidget(sev_box)
+
+        self.day90 = QtWidgets.QCheckBox("Day-90 scan: score the fibrosis features")
+        self.day90.setToolTip("The fibrosis form is required for Day-90 scans (PROTOCOL.md)")
+        self.day90.toggled.connect(self._day90_toggled)
+        lay.addWidget(self.day90)
+
+        self.fib_box = QtWidgets.QGroupBox("Fibrosis features: present in the lobe?")
+        fib = QtWidgets.QGridLayout(self.fib_box)
+        fib.setHorizontalSpacing(6)
+        for j, lobe in enumerate(LOBES):
+            h = QtWidgets.QLabel(f"<b>{lobe}</b>")
+            h.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            fib.addWidget(h, 0, 1 + j)
+        self.fibrosis: dict[str, dict[str, QtWidgets.QComboBox]] = {}
+        row = 1
+        for f in FIBROSIS_FEATURES:
+            title = QtWidgets.QLabel(f"<b>{f.title}</b>")
+            title.setWordWrap(True)
+            title.setToolTip(f"{f.definition}\n\nSource: {f.source}")
+            fib.addWidget(title, row, 0)
+            self.fibrosis[f.key] = {}
+            for j, lobe in enumerate(LOBES):
+                cb = QtWidgets.QComboBox()
+                cb.addItem(UNANSWERED, None)
+                cb.addItem("No", False)
+                cb.addItem("Yes", True)
+                cb.setToolTip(f"{f.title}: {LOBE_NAMES[lobe]}")
+                cb.currentIndexChanged.connect(self._changed)
+                fib.addWidget(cb, row, 1 + j)
+                self.fibrosis[f.key][lobe] = cb
+            definition = QtWidgets.QLabel(f.definition + f"  <i>({f.source})</i>")
+            definition.setWordWrap(True)
+            definition.setObjectName("definition")
+            fib.addWidget(definition, row + 1, 0, 1, 1 + len(LOBES))
+            row += 2
+        self.all_no = QtWidgets.QPushButton("Unanswered → No")
+        self.all_no.setToolTip("Answer every unanswered fibrosis box with No")
+        self.all_no.clicked.connect(self._fill_no)
+        fib.addWidget(self.all_no, row, 0)
+        fib.setColumnStretch(0, 3)
+        lay.addWidget(self.fib_box)
+
+        lay.addWidget(QtWidgets.QLabel("Comment"))
+        self.comment = QtWidgets.QPlainTextEdit()
+        self.comment.setMaximumHeight(60)
+        self.comment.textChanged.connect(self._changed)
+        lay.addWidget(self.comment)
+        self.missing_label = QtWidgets.QLabel("")
+        self.missing_label.setWordWrap(True)
+        self.missing_label.setObjectName("missingLabel")
+        lay.addWidget(self.missing_label)
+        lay.addStretch(1)
+        self._day90_toggled(False)
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def require_fibrosis(self) -> bool:
+        return self.day90.isChecked()
+
+    def form(self) -> ReadForm:
+        fib = None
+        if self.require_fibrosis:
+            fib = {k: {lobe: cb.currentData() for lobe, cb in row.items()}
+                   for k, row in self.fibrosis.items()}
+        return ReadForm(
+            severity={lobe: cb.currentData() for lobe, cb in self.severity.items()},
+            fibrosis=fib,
+            comment=self.comment.toPlainText(),
+        )
+
+    def set_form(self, form: ReadForm, day90: bool | None = None) -> None:
+        if day90 is None:
+            day90 = form.fibrosis is not None
+        self.day90.setChecked(day90)
+        for lobe, cb in self.severity.items():
+            cb.setCurrentIndex(cb.findData(form.severity[lobe]) if form.severity[lobe] is not None else 0)
+        for k, row in self.fibrosis.items():
+            for lobe, cb in row.items():
+                v = None if form.fibrosis is None else form.fibrosis[k][lobe]
+                cb.setCurrentIndex(0 if v is None else (2 if v else 1))
+        self.comment.setPlainText(form.comment)
+        self._changed()
+
+    def missing(self) -> list[str]:
+        return self.form().missing(self.require_fibrosis)
+
+    def _fill_no(self) -> None:
+        for row in self.fibrosis.values():
+            for cb in row.values():
+                if cb.currentData() is None:
+                    cb.setCurrentIndex(1)
+
+    def _day90_toggled(self, on: bool) -> None:
+        self.fib_box.setVisible(on)
+        self._changed()
+
+    def _changed(self, *args) -> None:  # type: ignore[no-untyped-def]
+        form = self.form()
+        answered = sum(v is not None for v in form.severity.values())
+        total = form.severity_total()
+        self.total_label.setText(f"<b>Total: {total} / 25</b>" + ("" if answered == 5 else f"  ({5 - answered} lobes unanswered)"))
+        missing = form.missing(self.require_fibrosis)
+        self.missing_label.setText(
+            "Complete: ready to save." if not missing
+            else f"{len(missing)} required answer(s) missing: " + ", ".join(missing[:8])
+            + (" …" if len(missing) > 8 else "")
+        )
+        self.changed.emit()

@@ -1,0 +1,450 @@
+"""The reader's main window: four views, tools, live numbers, forms, help.
+
+Slots gather input and call the core; errors from bad input reach the reader as one dialog
+(:meth:`MainWindow.show_error`), never a traceback. ``interactive=False`` (tests, ``--screenshot``)
+replaces every modal dialog with a recorded message and a policy given up front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ..editing.session import ReadingSession
+from ..errors import ReaderAppError
+from .actions import MODES, TOOLS, build_actions
+from .controller import EditController
+from .densitometry_panel import DensitometryPanel
+from .forms_panel import FormsPanel
+from .loader import LoadWorker, start_worker
+from .slice_view import SliceView
+from .state import ViewState
+from .theme import apply_theme
+from .tools_panel import MODE_ACTIONS, TOOL_ACTIONS, ToolsPanel, help_html
+from .volume_view import VolumeView
+
+log = logging.getLogger(__name__)
+MAX_RECENT = 10
+LABEL_NAMES = {0: "outside", 1: "lung", 2: "GGO", 3: "consolidation"}
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    session_ready = QtCore.Signal()
+    load_failed = QtCore.Signal(str)
+
+    def __init__(
+        self,
+        *,
+        backend: str = "auto",
+        journal_root: Path | None = None,
+        use_journal: bool = True,
+        restore_policy: str = "ask",  # ask | restore | discard
+        interactive: bool = True,
+        settings: QtCore.QSettings | None = None,
+    ) -> None:
+        super().__init__()
+        apply_theme(QtWidgets.QApplication.instance())
+        self.backend = backend
+        self.journal_root = journal_root
+        self.use_journal = use_journal
+        self.restore_policy = restore_policy
+        self.interactive = interactive
+        self.settings = settings or QtCore.QSettings("ReaderApp", "ReaderApp")
+        self.errors: list[str] = []
+        self.restored_edits = 0
+        self.state = ViewState()
+        self.controller = EditController()
+        self.actions_ = build_actions(self)
+        self._thread: QtCore.QThread | None = None
+        self._worker: LoadWorker | None = None
+        self._dirty: set[int] = set()
+        self._flush_pending = False
+        self.active_axis = 0
+        self.last_read_folder: Path | None = None
+
+        self.setWindowTitle("ReaderApp")
+        self.setAcceptDrops(True)
+        self._build_views()
+        self._build_docks()
+        self._build_menus()
+        self._build_statusbar()
+        self._connect()
+        self.resize(1600, 1000)
+
+    # --- layout -----------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.slice_views = [SliceView(a, self.state, self.controller) for a in range(3)]
+        self.volume_view = VolumeView(self.controller)
+        self.views: list[QtWidgets.QWidget] = [*self.slice_views, self.volume_view]
+        central = QtWidgets.QWidget()
+        self.grid = QtWidgets.QGridLayout(central)
+        self.grid.setContentsMargins(2, 2, 2, 2)
+        self.grid.setSpacing(3)
+        for w, (r, c) in zip(self.views, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+            self.grid.addWidget(w, r, c)
+        self.placeholder = QtWidgets.QLabel(
+            "Open a scan: File ▸ Open (Ctrl+O), drop a DICOM folder here, or pick a recent scan."
+        )
+        self.placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setObjectName("placeholder")
+        self.stack = QtWidgets.QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(central)
+        self.setCentralWidget(self.stack)
+        self.maximized_view: QtWidgets.QWidget | None = None
+
+    def _build_docks(self) -> None:
+        self.tools_panel = ToolsPanel(self.actions_, self.controller, self.state)
+        left = QtWidgets.QDockWidget("Tools", self)
+        left.setObjectName("toolsDock")
+        left.setWidget(self.tools_panel)
+        left.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, left)
+        self.numbers = DensitometryPanel()
+        self.forms = FormsPanel()
+        self.help_view = QtWidgets.QTextBrowser()
+        self.help_view.setHtml(help_html(self.actions_))
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(self.numbers, "Densitometry")
+        self.tabs.addTab(self.forms, "Read form")
+        self.tabs.addTab(self.help_view, "Help")
+        right = QtWidgets.QDockWidget("Read", self)
+        right.setObjectName("readDock")
+        right.setWidget(self.tabs)
+        right.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, right)
+        self.resizeDocks([left, right], [190, 430], QtCore.Qt.Orientation.Horizontal)
+
+    def _build_menus(self) -> None:
+        a = self.actions_
+        mb = self.menuBar()
+        file = mb.addMenu("&File")
+        file.addAction(a["open"])
+        self.recent_menu = file.addMenu("Open &recent")
+        file.addAction(a["open_labels"])
+        file.addAction(a["save"])
+        file.addSeparator()
+        file.addAction(a["quit"])
+        edit = mb.addMenu("&Edit")
+        for n in ["undo", "redo", None, *TOOLS, None, *MODES, None, "opt_sphere", "opt_hu_limited",
+                  "opt_keep_inside", "opt_fill_3d", "interpolate", "brush_smaller", "brush_larger"]:
+            edit.addSeparator() if n is None else edit.addAction(a[n])
+        view = mb.addMenu("&View")
+        for n in ["preset_lung", "preset_mediastinum", None, "overlay_toggle", "outline_toggle",
+                  None, "slice_next", "slice_prev", "maximize", "reset_views"]:
+            view.addSeparator() if n is None else view.addAction(a[n])
+        mb.addMenu("&Help").addAction(a["help"])
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        for n in ["open", "save", None, "undo", "redo", None, *TOOLS, None, *MODES, None,
+                  "preset_lung", "preset_mediastinum"]:
+            tb.addSeparator() if n is None else tb.addAction(a[n])
+        self._refresh_recent()
+
+    def _build_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.pos_label = QtWidgets.QLabel("")
+        self.pos_label.setObjectName("posLabel")
+        sb.addWidget(self.pos_label, 1)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop loading")
+        self.cancel_button.clicked.connect(self.cancel_loading)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+        self.wl_label = QtWidgets.QLabel("")
+        sb.addPermanentWidget(self.wl_label)
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _connect(self) -> None:
+        a, c, st = self.actions_, self.controller, self.state
+        a["open"].triggered.connect(self.open_dialog)
+        a["open_labels"].triggered.connect(self.open_labels_dialog)
+        a["save"].triggered.connect(lambda: self.save_read())
+        a["quit"].triggered.connect(self.close)
+        a["undo"].triggered.connect(c.undo)
+        a["redo"].triggered.connect(c.redo)
+        for n, tool in TOOLS.items():
+            a[n].triggered.connect(lambda _=False, t=tool: c.set_tool(t))
+        for n, mode in MODES.items():
+            a[n].triggered.connect(lambda _=False, m=mode: c.set_mode(m))
+        a["opt_sphere"].toggled.connect(lambda v: c.set_option(sphere=v))
+        a["opt_hu_limited"].toggled.connect(lambda v: c.set_option(hu_limited=v))
+        a["opt_keep_inside"].toggled.connect(lambda v: c.set_option(keep_inside_lung=v))
+        a["opt_fill_3d"].toggled.connect(lambda v: c.set_option(fill_3d=v))
+        a["interpolate"].triggered.connect(c.interpolate)
+        a["brush_smaller"].triggered.connect(lambda: c.change_brush(-1))
+        a["brush_larger"].triggered.connect(lambda: c.change_brush(+1))
+        a["overlay_toggle"].toggled.connect(lambda v: st.set_overlay(visible=v))
+        a["outline_toggle"].toggled.connect(lambda v: st.set_overlay(outline=v))
+        a["preset_lung"].triggered.connect(lambda: st.preset("lung"))
+        a["preset_mediastinum"].triggered.connect(lambda: st.preset("mediastinum"))
+        a["slice_next"].triggered.connect(lambda: st.step_slice(self.active_axis, +1))
+        a["slice_prev"].triggered.connect(lambda: st.step_slice(self.active_axis, -1))
+        a["maximize"].triggered.connect(lambda: self.toggle_maximize(self.views[self.active_axis]))
+        a["reset_views"].triggered.connect(self.reset_views)
+        a["help"].triggered.connect(lambda: self.tabs.setCurrentWidget(self.help_view))
+        st.cursor_changed.connect(self.refresh_views)
+        st.display_changed.connect(self.refresh_views)
+        c.voxels_changed.connect(self._on_voxels_changed)
+        c.step_done.connect(self._on_step_done)
+        c.settings_changed.connect(self._on_settings_changed)
+        c.message.connect(lambda m: self.statusBar().showMessage(m, 5000))
+        for v in self.slice_views:
+            v.hovered.connect(self._on_hover)
+            v.maximize_requested.connect(lambda v=v: self.toggle_maximize(v))
+            v.activated.connect(lambda v=v: setattr(self, "active_axis", v.axis))
+        self.volume_view.maximize_requested.connect(lambda: self.toggle_maximize(self.volume_view))
+
+    # --- opening ----------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        start = str(self.settings.value("last_dir", str(Path.home())))
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a DICOM series folder", start)
+        if d:
+            self.open_series([d])
+
+    def open_labels_dialog(self) -> None:
+        if self.controller.session is None:
+            return
+        f, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open a label map", "", "Label maps (*.nii *.nii.gz *.nrrd *.nhdr)")
+        if f:
+            self.open_series(self._current_inputs, labels_path=f)
+
+    def open_series(self, inputs, labels_path: str | Path | None = None) -> None:  # type: ignore[no-untyped-def]
+        """Load a series folder (or a CTVolume) in the background; ``session_ready`` when done."""
+        if self._thread is not None:
+            self.show_error("A scan is still loading; cancel it first.")
+            return
+        self._current_inputs = inputs
+        if isinstance(inputs, (list, tuple)) and inputs:
+            self._add_recent(str(inputs[0]))
+            self.settings.setValue("last_dir", str(Path(inputs[0]).parent))
+        self._worker = LoadWorker(inputs, labels_path, self.backend, self.journal_root,
+                                  self.use_journal)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.loaded.connect(self._on_loaded)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.cancelled.connect(lambda: self.statusBar().showMessage("Loading cancelled", 5000))
+        self._worker.done.connect(self._on_worker_done)
+        self.progress.setValue(0)
+        self.progress.setFormat("Opening… %p%")
+        self.progress.show()
+        self.cancel_button.show()
+        self._thread = start_worker(self, self._worker)
+
+    def cancel_loading(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.progress.setFormat(f"{message} %p%")
+
+    def _on_worker_done(self) -> None:
+        if self._thread is not None:
+            self._thread.wait(5000)
+        self._thread = None
+        self._worker = None
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _on_failed(self, message: str) -> None:
+        self.show_error(message)
+        self.load_failed.emit(message)
+
+    def _on_loaded(self, payload) -> None:  # type: ignore[no-untyped-def]
+        session, rec = payload
+        restore = None
+        if rec is not None:
+            policy = self.restore_policy
+            if policy == "ask" and self.interactive:
+                answer = QtWidgets.QMessageBox.question(
+                    self, "Restore unsaved edits?",
+                    f"ReaderApp was closed with {rec.n_edits} unsaved edit(s) on this scan.\n"
+                    "Restore them?",
+                    QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                )
+                policy = "restore" if answer == QtWidgets.QMessageBox.StandardButton.Yes else "discard"
+            restore = rec if policy in ("restore", "ask") else None
+        try:
+            self.restored_edits = session.start_journal(restore)
+        except ReaderAppError as exc:
+            self.show_error(f"Edits will not be journaled: {exc}")
+        self.set_session(session)
+        if self.restored_edits:
+            self.statusBar().showMessage(f"Restored {self.restored_edits} unsaved edit(s)", 8000)
+        self.session_ready.emit()
+
+    def set_session(self, session: ReadingSession) -> None:
+        old = self.controller.session
+        if old is not None:
+            old.close()
+        self.controller.set_session(session)
+        self.state.reset(session.labels.shape)
+        self.stack.setCurrentIndex(1)
+        uid = session.volume.series_uid or ""
+        tag = hashlib.sha256(uid.encode()).hexdigest()[:8] if uid else "unnamed"
+        self.setWindowTitle(f"ReaderApp — scan {tag}")  # never patient identity
+        for v in self.slice_views:
+            v._geometry_key = None
+        self.numbers.set_initial(session.initial_endpoints.to_dict())
+        self.numbers.update_values(session)
+        self.refresh_views()
+        self.volume_view.reset()
+        self.tools_panel.sync()
+        for w in session.prepared.warnings:
+            self.statusBar().showMessage(w, 10000)
+
+    # --- recent list and drops --------------------------------------------------------------
+    def recent(self) -> list[str]:
+        v = self.settings.value("recent", [])
+        return [str(x) for x in (v if isinstance(v, list) else [v] if v else [])]
+
+    def _add_recent(self, path: str) -> None:
+        items = [path] + [p for p in self.recent() if p != path]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent():
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_series([p]))
+        self.recent_menu.setEnabled(bool(self.recent()))
+
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_series(paths)
+
+    # --- redraw -----------------------------------------------------------------------------
+    def refresh_views(self) -> None:
+        if self.controller.session is None:
+            return
+        for v in self.slice_views:
+            v.refresh()
+        self._update_wl()
+
+    def _on_voxels_changed(self, idx: np.ndarray) -> None:
+        session = self.controller.session
+        self.numbers.update_values(session)  # numbers follow the brush at once
+        for v in self.slice_views:
+            if v.touches(idx):
+                self._dirty.add(v.axis)
+        if not self._flush_pending:
+            self._flush_pending = True
+            QtCore.QTimer.singleShot(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        for a in sorted(self._dirty):
+            self.slice_views[a].refresh()
+        self._dirty.clear()
+
+    def _on_step_done(self) -> None:
+        self.volume_view.mark_stale()
+        self.tools_panel.sync()
+        self.numbers.update_values(self.controller.session)
+
+    def _on_settings_changed(self) -> None:
+        st = self.controller.settings
+        a = self.actions_
+        a[TOOL_ACTIONS[st.tool]].setChecked(True)
+        a[MODE_ACTIONS[st.mode]].setChecked(True)
+        self.tools_panel.sync()
+        self.statusBar().showMessage(
+            f"Tool: {st.tool.value}, label: {st.mode.value}, brush {st.radius_mm:g} mm "
+            f"{'sphere' if st.sphere else 'disk'}", 3000)
+
+    def _on_hover(self, zyx) -> None:  # type: ignore[no-untyped-def]
+        s = self.controller.session
+        if zyx is None or s is None:
+            self.pos_label.setText("")
+            return
+        z, y, x = zyx
+        hu = int(s.volume.hu[z, y, x])
+        lab = LABEL_NAMES.get(int(s.labels[z, y, x]), "?")
+        self.pos_label.setText(f"x {x}  y {y}  slice {z + 1}/{s.labels.shape[0]}   {hu} HU   {lab}")
+
+    def _update_wl(self) -> None:
+        self.wl_label.setText(f"W {self.state.window:.0f}  L {self.state.level:.0f}")
+
+    def toggle_maximize(self, view: QtWidgets.QWidget) -> None:
+        if self.maximized_view is None:
+            for v in self.views:
+                v.setVisible(v is view)
+            self.maximized_view = view
+        else:
+            for v in self.views:
+                v.setVisible(True)
+            self.maximized_view = None
+        QtCore.QTimer.singleShot(0, self.reset_views)
+
+    def reset_views(self) -> None:
+        if self.controller.session is None:
+            return
+        for v in self.slice_views:
+            v.fit()
+            v.canvas.render_now()
+        self.volume_view.reset()
+
+    # --- saving and errors ------------------------------------------------------------------
+    def save_read(self, folder: str | Path | None = None) -> Path | None:
+        s = self.controller.session
+        if s is None:
+            return None
+        missing = self.forms.missing()
+        if missing:
+            self.tabs.setCurrentWidget(self.forms)
+            self.show_error(f"The read cannot be saved yet: {len(missing)} required answer(s) "
+                            f"missing ({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}).")
+            return None
+        if folder is None:
+            if not self.interactive:
+                return None
+            start = str(self.last_read_folder or self.settings.value("last_read_dir", str(Path.home())))
+            d = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder to save the read in", start)
+            if not d:
+                return None
+            folder = d
+        try:
+            out = s.save(folder, self.forms.form(), require_fibrosis=self.forms.require_fibrosis)
+        except (ReaderAppError, OSError) as exc:
+            self.show_error(f"The read was not saved: {exc}")
+            return None
+        self.last_read_folder = out
+        self.settings.setValue("last_read_dir", str(Path(out).parent))
+        self.statusBar().showMessage(f"Read saved to {out}", 8000)
+        return out
+
+    def show_error(self, message: str) -> None:
+        self.errors.append(message)
+        log.warning("%s", message)
+        self.statusBar().showMessage(message, 10000)
+        if self.interactive:
+            QtWidgets.QMessageBox.critical(self, "ReaderApp", message)
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        if self._worker is not None:
+            self._worker.cancel()
+        if self._thread is not None:
+            self._thread.wait(10000)
+        if self.controller.session is not None:
+            self.controller.session.close()
+        for v in self.views:
+            v.canvas.Finalize()
+        super().closeEvent(ev)

@@ -1,0 +1,405 @@
+"""One slice view (axial, coronal or sagittal): CT with window/level, label overlay, linked cursor.
+
+Mouse as on common PACS consoles: wheel scrolls slices (Shift: 5 at a time, Ctrl: brush size),
+right drag zooms, middle drag (or Shift + left drag) pans, left drag in the navigate tool sets
+window/level and a left click moves the linked cursor; with an editing tool the left button
+paints, fills or removes (Ctrl + left click always moves the cursor). Double-click maximizes.
+
+The slice image is composed in NumPy (lookup tables, a few milliseconds for 512x512) and shown
+by one vtkImageActor; only the views whose slice an edit touched are redrawn.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
+from vtkmodules.vtkFiltersSources import vtkRegularPolygonSource
+from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper
+
+from .state import COLOURS, Tool, ViewState
+from .vtk_canvas import VtkCanvas
+
+AXIS_NAMES = ("Axial", "Coronal", "Sagittal")
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a 2D mask (4-neighbourhood), without SciPy for speed."""
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
+
+
+class SliceView(QtWidgets.QFrame):
+    hovered = QtCore.Signal(object)  # (z, y, x) under the mouse, or None
+    maximize_requested = QtCore.Signal()
+    activated = QtCore.Signal()
+
+    def __init__(self, axis: int, state: ViewState, controller, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self.axis = axis
+        self.state = state
+        self.controller = controller
+        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        self.header = QtWidgets.QLabel(AXIS_NAMES[axis])
+        self.header.setObjectName("viewHeader")
+        self.header.setToolTip(
+            f"{AXIS_NAMES[axis]} view: wheel scrolls, right drag zooms, middle drag pans, "
+            "double-click maximizes"
+        )
+        self.canvas = VtkCanvas(self)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(1, 1, 1, 1)
+        lay.setSpacing(0)
+        lay.addWidget(self.header)
+        lay.addWidget(self.canvas, 1)
+        self.canvas.installEventFilter(self)
+        self.canvas.setMouseTracking(True)
+
+        r = self.canvas.renderer
+        r.SetBackground(0.0, 0.0, 0.0)
+        self.image = vtkImageData()
+        self.actor = vtkImageActor()
+        self.actor.GetMapper().SetInputData(self.image)
+        self.actor.InterpolateOff()
+        r.AddActor(self.actor)
+        self._cross_pts = vtkPoints()
+        self._cross_pts.SetNumberOfPoints(4)
+        cross = vtkPolyData()
+        cross.SetPoints(self._cross_pts)
+        lines = vtkCellArray()
+        lines.InsertNextCell(2, [0, 1])
+        lines.InsertNextCell(2, [2, 3])
+        cross.SetLines(lines)
+        self._cross_poly = cross
+        self.cross_actor = self._line_actor(cross, COLOURS["cursor"], 0.55)
+        r.AddActor(self.cross_actor)
+        self.brush_src = vtkRegularPolygonSource()
+        self.brush_src.SetNumberOfSides(48)
+        self.brush_src.GeneratePolygonOff()
+        bm = vtkPolyDataMapper()
+        bm.SetInputConnection(self.brush_src.GetOutputPort())
+        self.brush_actor = vtkActor()
+        self.brush_actor.SetMapper(bm)
+        self.brush_actor.GetProperty().SetColor(*(c / 255 for c in COLOURS["brush"]))
+        self.brush_actor.VisibilityOff()
+        r.AddActor(self.brush_actor)
+        cam = r.GetActiveCamera()
+        cam.ParallelProjectionOn()
+
+        self._gray_lut: np.ndarray | None = None
+        self._lut_key: tuple[float, float] | None = None
+        self._drag: tuple[str, QtCore.QPointF, tuple] | None = None
+        self._shown_slice = -1
+        self._geometry_key: tuple | None = None
+        self.last_redraw_ms = 0.0
+
+    @staticmethod
+    def _line_actor(poly: vtkPolyData, rgb, opacity: float) -> vtkActor:  # type: ignore[no-untyped-def]
+        m = vtkPolyDataMapper()
+        m.SetInputData(poly)
+        a = vtkActor()
+        a.SetMapper(m)
+        a.GetProperty().SetColor(*(c / 255 for c in rgb))
+        a.GetProperty().SetOpacity(opacity)
+        a.PickableOff()
+        return a
+
+    # --- geometry ---------------------------------------------------------------------------
+    @property
+    def session(self):  # type: ignore[no-untyped-def]
+        return self.controller.session
+
+    def _plane_spacing(self) -> tuple[float, float]:
+        sx, sy, sz = self.session.volume.spacing
+        return ((sx, sy), (sx, sz), (sy, sz))[self.axis]
+
+    def _plane_dims(self) -> tuple[int, int]:
+        nz, ny, nx = self.session.labels.shape
+        return ((nx, ny), (nx, nz), (ny, nz))[self.axis]  # (columns, rows)
+
+    def to_world(self, zyx) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        z, y, x = zyx
+        sc, sr = self._plane_spacing()
+        ny = self.session.labels.shape[1]
+        if self.axis == 0:
+            return x * sc, (ny - 1 - y) * sr
+        if self.axis == 1:
+            return x * sc, z * sr
+        return y * sc, z * sr
+
+    def from_world(self, wx: float, wy: float) -> tuple[float, float, float]:
+        sc, sr = self._plane_spacing()
+        col, row = wx / sc, wy / sr
+        s = float(self.state.cursor[self.axis])
+        ny = self.session.labels.shape[1]
+        if self.axis == 0:
+            return (s, ny - 1 - row, col)
+        if self.axis == 1:
+            return (row, s, col)
+        return (row, col, s)
+
+    def display_to_voxel(self, pos: QtCore.QPointF) -> tuple[float, float, float]:
+        r = self.canvas.renderer
+        dpr = self.canvas.devicePixelRatioF()
+        h = self.canvas.height() * dpr
+        r.SetDisplayPoint(pos.x() * dpr, h - 1 - pos.y() * dpr, 0.0)
+        r.DisplayToWorld()
+        wx, wy, _, ww = r.GetWorldPoint()
+        return self.from_world(wx / ww, wy / ww)
+
+    def voxel_in_volume(self, zyx) -> tuple[int, int, int] | None:  # type: ignore[no-untyped-def]
+        v = tuple(int(round(c)) for c in zyx)
+        if all(0 <= c < n for c, n in zip(v, self.session.labels.shape)):
+            return v  # type: ignore[return-value]
+        return None
+
+    def fit(self) -> None:
+        """Whole slice in view, centred."""
+        cols, rows = self._plane_dims()
+        sc, sr = self._plane_spacing()
+        w, h = (cols - 1) * sc, (rows - 1) * sr
+        cam = self.canvas.renderer.GetActiveCamera()
+        cam.SetFocalPoint(w / 2, h / 2, 0.0)
+        cam.SetPosition(w / 2, h / 2, 1000.0)
+        cam.SetViewUp(0, 1, 0)
+        aspect = max(self.canvas.width(), 1) / max(self.canvas.height(), 1)
+        cam.SetParallelScale(max(h / 2, w / 2 / aspect) * 1.02)
+        self.canvas.renderer.ResetCameraClippingRange()
+
+    def zoom(self, factor: float) -> None:
+        cam = self.canvas.renderer.GetActiveCamera()
+        cam.SetParallelScale(cam.GetParallelScale() / factor)
+        self.canvas.render_now()
+
+    def pan(self, dx_px: float, dy_px: float) -> None:
+        cam = self.canvas.renderer.GetActiveCamera()
+        scale = 2 * cam.GetParallelScale() / max(self.canvas.height(), 1)
+        fx, fy, fz = cam.GetFocalPoint()
+        px, py, pz = cam.GetPosition()
+        cam.SetFocalPoint(fx - dx_px * scale, fy + dy_px * scale, fz)
+        cam.SetPosition(px - dx_px * scale, py + dy_px * scale, pz)
+        self.canvas.render_now()
+
+    # --- drawing ----------------------------------------------------------------------------
+    def _gray(self, hu2d: np.ndarray) -> np.ndarray:
+        key = (self.state.window, self.state.level)
+        if self._gray_lut is None or self._lut_key != key:
+            w, level = key
+            v = np.arange(-32768, 32768, dtype=np.float32)
+            self._gray_lut = np.clip((v - (level - w / 2)) / w * 255.0, 0, 255).astype(np.uint8)
+            self._lut_key = key
+        return self._gray_lut[hu2d.astype(np.int32) + 32768]
+
+    def slice_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(HU, labels) of the current slice, rows oriented bottom-up for VTK."""
+        s = self.state.cursor[self.axis]
+        hu, lab = self.session.volume.hu, self.session.labels
+        if self.axis == 0:
+            return hu[s, ::-1, :], lab[s, ::-1, :]
+        if self.axis == 1:
+            return hu[:, s, :], lab[:, s, :]
+        return hu[:, :, s], lab[:, :, s]
+
+    def compose(self) -> np.ndarray:
+        """RGB image of the current slice: grey CT, translucent lesions, lung outline."""
+        hu2d, lab2d = self.slice_arrays()
+        g = self._gray(hu2d)
+        rgb = np.repeat(g[:, :, None], 3, axis=2)
+        st = self.state
+        if st.overlay_visible and self.session is not None:
+            a = st.overlay_opacity
+            for value, key in ((2, "ggo"), (3, "consolidation")):
+                m = lab2d == value
+                if m.any():
+                    col = np.asarray(COLOURS[key], np.float32)
+                    rgb[m] = (rgb[m] * (1 - a) + col * a).astype(np.uint8)
+            if st.outline_visible:
+                rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
+        return rgb
+
+    def refresh(self, render: bool = True) -> None:
+        if self.session is None:
+            return
+        t0 = time.perf_counter()
+        rgb = self.compose()
+        rows, cols = rgb.shape[:2]
+        sc, sr = self._plane_spacing()
+        img = self.image
+        if img.GetDimensions() != (cols, rows, 1):
+            img.SetDimensions(cols, rows, 1)
+        img.SetSpacing(sc, sr, 1.0)
+        img.SetOrigin(0.0, 0.0, 0.0)
+        arr = numpy_to_vtk(rgb.reshape(-1, 3), deep=1)
+        arr.SetName("rgb")
+        img.GetPointData().SetScalars(arr)
+        img.Modified()
+        key = (self.session.labels.shape, self.session.volume.spacing)
+        if key != self._geometry_key:
+            self._geometry_key = key
+            self.fit()
+        self._update_cross()
+        n = self.session.labels.shape[self.axis]
+        self.header.setText(f"{AXIS_NAMES[self.axis]}  {self.state.cursor[self.axis] + 1}/{n}")
+        self._shown_slice = self.state.cursor[self.axis]
+        if render:
+            self.canvas.render_now()
+        self.last_redraw_ms = (time.perf_counter() - t0) * 1000
+
+    def _update_cross(self) -> None:
+        cols, rows = self._plane_dims()
+        sc, sr = self._plane_spacing()
+        wx, wy = self.to_world(self.state.cursor)
+        z = 0.5
+        self._cross_pts.SetPoint(0, wx, 0, z)
+        self._cross_pts.SetPoint(1, wx, (rows - 1) * sr, z)
+        self._cross_pts.SetPoint(2, 0, wy, z)
+        self._cross_pts.SetPoint(3, (cols - 1) * sc, wy, z)
+        self._cross_pts.Modified()
+        self._cross_poly.Modified()
+
+    def touches(self, flat_idx: np.ndarray) -> bool:
+        """Whether changed voxels lie on this view's current slice."""
+        if flat_idx.size == 0:
+            return False
+        nz, ny, nx = self.session.labels.shape
+        s = self.state.cursor[self.axis]
+        if self.axis == 0:
+            c = flat_idx // (ny * nx)
+        elif self.axis == 1:
+            c = (flat_idx // nx) % ny
+        else:
+            c = flat_idx % nx
+        return bool(np.any(c == s))
+
+    def show_brush(self, zyx) -> None:  # type: ignore[no-untyped-def]
+        st = self.controller.settings
+        if st.tool is not Tool.BRUSH or zyx is None:
+            if self.brush_actor.GetVisibility():
+                self.brush_actor.VisibilityOff()
+                self.canvas.render_now()
+            return
+        wx, wy = self.to_world(zyx)
+        self.brush_src.SetCenter(wx, wy, 0.6)
+        self.brush_src.SetRadius(st.radius_mm)
+        self.brush_actor.VisibilityOn()
+        self.canvas.render_now()
+
+    # --- mouse ------------------------------------------------------------------------------
+    def eventFilter(self, obj, ev) -> bool:  # type: ignore[no-untyped-def]  # noqa: N802
+        if obj is not self.canvas or self.session is None:
+            return False
+        t = ev.type()
+        E = QtCore.QEvent.Type
+        if t == E.MouseButtonPress:
+            self.activated.emit()
+            self._press(ev)
+            return True
+        if t == E.MouseMove:
+            self._move(ev)
+            return True
+        if t == E.MouseButtonRelease:
+            self._release(ev)
+            return True
+        if t == E.MouseButtonDblClick:
+            self.maximize_requested.emit()
+            return True
+        if t == E.Wheel:
+            self._wheel(ev)
+            return True
+        if t == E.Leave:
+            self.hovered.emit(None)
+            self.show_brush(None)
+            return False
+        if t == E.Resize:
+            QtCore.QTimer.singleShot(0, self._after_resize)
+            return False
+        return False
+
+    def _after_resize(self) -> None:
+        if self.session is not None:
+            self.fit()
+            self.canvas.render_now()
+
+    def _press(self, ev: QtGui.QMouseEvent) -> None:
+        pos = ev.position()
+        b = ev.button()
+        mods = ev.modifiers()
+        Qt = QtCore.Qt
+        zyx = self.display_to_voxel(pos)
+        if b == Qt.MouseButton.RightButton:
+            self._drag = ("zoom", pos, ())
+        elif b == Qt.MouseButton.MiddleButton or (
+            b == Qt.MouseButton.LeftButton and mods & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self._drag = ("pan", pos, ())
+        elif b == Qt.MouseButton.LeftButton:
+            if mods & Qt.KeyboardModifier.ControlModifier:
+                self.state.set_cursor(zyx)
+                self._drag = None
+                return
+            tool = self.controller.settings.tool
+            if tool is Tool.NAVIGATE:
+                self._drag = ("wl", pos, (self.state.window, self.state.level, zyx))
+            elif tool is Tool.BRUSH:
+                self._drag = ("paint", pos, ())
+                self.controller.begin_paint(self.axis, zyx)
+            else:
+                self._drag = None
+                self.controller.click_tool(self.axis, zyx)
+
+    def _move(self, ev: QtGui.QMouseEvent) -> None:
+        pos = ev.position()
+        zyx = self.display_to_voxel(pos)
+        self.hovered.emit(self.voxel_in_volume(zyx))
+        if self._drag is None:
+            self.show_brush(zyx)
+            return
+        kind, start, extra = self._drag
+        d = pos - start
+        if kind == "zoom":
+            self.zoom(1.0 + (-d.y()) / 200.0 if abs(d.y()) < 150 else 1.0)
+            self._drag = (kind, pos, ())
+        elif kind == "pan":
+            self.pan(d.x(), d.y())
+            self._drag = (kind, pos, ())
+        elif kind == "wl":
+            w0, l0, _ = extra
+            self.state.set_window(w0 * (1.0 + d.x() / 300.0), l0 - d.y() * w0 / 600.0)
+        elif kind == "paint":
+            self.controller.move_paint(zyx)
+            self.show_brush(zyx)
+
+    def _release(self, ev: QtGui.QMouseEvent) -> None:
+        if self._drag is None:
+            return
+        kind, start, extra = self._drag
+        self._drag = None
+        if kind == "paint":
+            self.controller.end_paint()
+        elif kind == "wl":
+            d = ev.position() - start
+            if abs(d.x()) + abs(d.y()) < 3:  # a click, not a drag: move the cursor
+                w0, l0, zyx = extra
+                self.state.set_window(w0, l0)
+                self.state.set_cursor(zyx)
+
+    def _wheel(self, ev: QtGui.QWheelEvent) -> None:
+        steps = ev.angleDelta().y() / 120.0
+        if steps == 0:
+            return
+        mods = ev.modifiers()
+        Qt = QtCore.Qt
+        if mods & Qt.KeyboardModifier.ControlModifier:
+            self.controller.change_brush(+1 if steps > 0 else -1)
+            self.show_brush(self.display_to_voxel(ev.position()))
+            return
+        n = 5 if mods & Qt.KeyboardModifier.ShiftModifier else 1
+        self.state.step_slice(self.axis, int(np.sign(steps)) * n)

@@ -1,0 +1,132 @@
+"""Tool palette and help: buttons bound to the window's actions (so shortcuts and buttons are one
+thing), brush and overlay settings, and a help page generated from the same actions."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ..editing import Mode
+from .state import Tool, ViewState
+
+
+def _button(action: QtGui.QAction) -> QtWidgets.QToolButton:
+    b = QtWidgets.QToolButton()
+    b.setDefaultAction(action)
+    b.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
+    b.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+    return b
+
+
+class ToolsPanel(QtWidgets.QWidget):
+    def __init__(self, actions: dict[str, QtGui.QAction], controller, state: ViewState,  # type: ignore[no-untyped-def]
+                 parent=None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.state = state
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+
+        def grid(title: str, names: list[str], cols: int = 2) -> None:
+            box = QtWidgets.QGroupBox(title)
+            g = QtWidgets.QGridLayout(box)
+            g.setSpacing(3)
+            for i, n in enumerate(names):
+                g.addWidget(_button(actions[n]), i // cols, i % cols)
+            lay.addWidget(box)
+
+        grid("Tool", ["tool_navigate", "tool_brush", "tool_fill", "tool_remove"])
+        grid("Label", ["mode_ggo", "mode_consolidation", "mode_erase", "mode_lung_add",
+                       "mode_lung_remove"])
+        opts = QtWidgets.QGroupBox("Brush and fill")
+        f = QtWidgets.QFormLayout(opts)
+        self.radius = QtWidgets.QDoubleSpinBox()
+        self.radius.setRange(0.5, 50.0)
+        self.radius.setSingleStep(1.0)
+        self.radius.setSuffix(" mm")
+        self.radius.setToolTip("Brush radius ([ and ] or Ctrl + wheel)")
+        self.radius.valueChanged.connect(lambda v: controller.set_option(radius_mm=float(v)))
+        f.addRow("Radius", self.radius)
+        row = QtWidgets.QGridLayout()
+        for i, n in enumerate(["opt_sphere", "opt_hu_limited", "opt_keep_inside", "opt_fill_3d"]):
+            b = _button(actions[n])
+            row.addWidget(b, i // 2, i % 2)
+        f.addRow(row)
+        f.addRow(_button(actions["interpolate"]))
+        lay.addWidget(opts)
+
+        ov = QtWidgets.QGroupBox("Display")
+        o = QtWidgets.QFormLayout(ov)
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setToolTip("Overlay opacity (O toggles the overlay)")
+        self.opacity.valueChanged.connect(lambda v: state.set_overlay(opacity=v / 100.0))
+        o.addRow("Overlay", self.opacity)
+        r2 = QtWidgets.QGridLayout()
+        for i, n in enumerate(["overlay_toggle", "outline_toggle", "preset_lung",
+                               "preset_mediastinum"]):
+            r2.addWidget(_button(actions[n]), i // 2, i % 2)
+        o.addRow(r2)
+        lay.addWidget(ov)
+        undo = QtWidgets.QHBoxLayout()
+        undo.addWidget(_button(actions["undo"]))
+        undo.addWidget(_button(actions["redo"]))
+        lay.addLayout(undo)
+        self.history_label = QtWidgets.QLabel("")
+        self.history_label.setObjectName("historyLabel")
+        lay.addWidget(self.history_label)
+        lay.addStretch(1)
+        self.sync()
+
+    def sync(self) -> None:
+        st = self.controller.settings
+        self.radius.blockSignals(True)
+        self.radius.setValue(st.radius_mm)
+        self.radius.blockSignals(False)
+        self.opacity.blockSignals(True)
+        self.opacity.setValue(int(round(self.state.overlay_opacity * 100)))
+        self.opacity.blockSignals(False)
+        s = self.controller.session
+        if s is not None:
+            ed = s.editor
+            kb = ed.history_bytes / 1024
+            self.history_label.setText(
+                f"Undo steps: {ed.undo_depth}  (history {kb:,.0f} kB"
+                + (f", {ed.dropped_steps} oldest dropped" if ed.dropped_steps else "") + ")"
+            )
+
+
+def help_html(actions: dict[str, QtGui.QAction]) -> str:
+    rows = []
+    for a in actions.values():
+        keys = ", ".join(s.toString(QtGui.QKeySequence.SequenceFormat.NativeText) for s in a.shortcuts())
+        if keys:
+            rows.append(f"<tr><td><b>{keys}</b></td><td>{a.text().replace('&', '')}</td>"
+                        f"<td>{a.toolTip() if a.toolTip() != a.text().replace('&', '') else ''}</td></tr>")
+    mouse = [
+        ("Wheel", "next / previous slice (Shift: 5 slices)"),
+        ("Ctrl + wheel", "brush size"),
+        ("Right drag", "zoom"),
+        ("Middle drag, Shift + left drag", "pan"),
+        ("Left drag (Navigate)", "window / level"),
+        ("Left click (Navigate), Ctrl + left click", "move the linked cursor"),
+        ("Left drag (Brush)", "paint one stroke = one undo step"),
+        ("Left click (Fill / Remove)", "fill the connected region / remove the lesion"),
+        ("Double-click", "maximize or restore the view"),
+    ]
+    mrows = "".join(f"<tr><td><b>{k}</b></td><td colspan=2>{v}</td></tr>" for k, v in mouse)
+    return (
+        "<h3>Keyboard</h3><table cellspacing=4>" + "".join(rows) + "</table>"
+        "<h3>Mouse</h3><table cellspacing=4>" + mrows + "</table>"
+        "<h3>Never losing work</h3><p>Every finished stroke is written to a journal on disk at "
+        "once. After a crash, open the same scan again and accept the offer to restore.</p>"
+    )
+
+
+TOOL_ACTIONS = {
+    Tool.NAVIGATE: "tool_navigate", Tool.BRUSH: "tool_brush", Tool.FILL: "tool_fill",
+    Tool.REMOVE: "tool_remove",
+}
+MODE_ACTIONS = {
+    Mode.GGO: "mode_ggo", Mode.CONSOLIDATION: "mode_consolidation", Mode.ERASE: "mode_erase",
+    Mode.LUNG_ADD: "mode_lung_add", Mode.LUNG_REMOVE: "mode_lung_remove",
+}

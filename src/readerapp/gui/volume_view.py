@@ -1,0 +1,163 @@
+"""The 3D view: lungs as a translucent surface, GGO and consolidation as solid surfaces.
+
+Surfaces come from a downsampled label map (at most about 160 voxels along an axis) through
+vtkSurfaceNets3D, which smooths as it extracts; rebuilding after an edit is throttled (edits only
+mark the view stale; a timer rebuilds at most every ``throttle_ms``), so painting never waits on
+the 3D view. Lesions are max-pooled when downsampled, so a small lesion does not vanish.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+from .state import COLOURS
+from .vtk_canvas import VtkCanvas
+
+MAX_DIM = 160
+
+
+def downsample(labels: np.ndarray, factor: int) -> np.ndarray:
+    """Block-wise maximum (lesions survive), then lung filled where any label was present."""
+    if factor <= 1:
+        return labels
+    nz, ny, nx = (s // factor * factor for s in labels.shape)
+    v = labels[:nz, :ny, :nx].reshape(nz // factor, factor, ny // factor, factor, nx // factor, factor)
+    return v.max(axis=(1, 3, 5))
+
+
+class VolumeView(QtWidgets.QFrame):
+    maximize_requested = QtCore.Signal()
+
+    def __init__(self, controller, parent=None, throttle_ms: int = 400) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self.controller = controller
+        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        self.header = QtWidgets.QLabel("3D")
+        self.header.setObjectName("viewHeader")
+        self.header.setToolTip("3D view: left drag rotates, wheel zooms, double-click maximizes")
+        self.canvas = VtkCanvas(self)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(1, 1, 1, 1)
+        lay.setSpacing(0)
+        lay.addWidget(self.header)
+        lay.addWidget(self.canvas, 1)
+        self.canvas.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        self.canvas.installEventFilter(self)
+        r = self.canvas.renderer
+        r.SetBackground(0.06, 0.07, 0.09)
+        r.SetBackground2(0.18, 0.2, 0.24)
+        r.GradientBackgroundOn()
+        self.image = vtkImageData()
+        self.actors: dict[int, vtkActor] = {}
+        self.nets: dict[int, vtkSurfaceNets3D] = {}
+        specs = {
+            1: ((0.75, 0.8, 0.9), 0.18),
+            2: (tuple(c / 255 for c in COLOURS["ggo"]), 1.0),
+            3: (tuple(c / 255 for c in COLOURS["consolidation"]), 1.0),
+        }
+        for value, (rgb, opacity) in specs.items():
+            net = vtkSurfaceNets3D()
+            net.SetInputData(self.image)
+            net.SetValue(0, value)
+            net.SetOutputMeshTypeToTriangles()
+            net.SetNumberOfIterations(12)
+            net.SetBackgroundLabel(0)
+            m = vtkPolyDataMapper()
+            m.SetInputConnection(net.GetOutputPort())
+            m.ScalarVisibilityOff()
+            a = vtkActor()
+            a.SetMapper(m)
+            p = a.GetProperty()
+            p.SetColor(*rgb)
+            p.SetOpacity(opacity)
+            if value == 1:
+                p.BackfaceCullingOn()
+            r.AddActor(a)
+            self.nets[value] = net
+            self.actors[value] = a
+        self.throttle_ms = throttle_ms
+        self._timer = QtCore.QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.rebuild)
+        self._stale = True
+        self._camera_set = False
+        self.last_rebuild_ms = 0.0
+
+    def eventFilter(self, obj, ev) -> bool:  # type: ignore[no-untyped-def]  # noqa: N802
+        if obj is self.canvas and ev.type() == QtCore.QEvent.Type.MouseButtonDblClick:
+            self.maximize_requested.emit()
+            return True
+        return False
+
+    def mark_stale(self) -> None:
+        """An edit happened: rebuild soon, at most once per ``throttle_ms``."""
+        self._stale = True
+        if not self._timer.isActive():
+            self._timer.start(self.throttle_ms)
+
+    def rebuild(self) -> None:
+        session = self.controller.session
+        if session is None:
+            return
+        t0 = time.perf_counter()
+        labels = session.labels
+        factor = max(1, int(np.ceil(max(labels.shape[1:]) / MAX_DIM)))
+        fz = max(1, int(round(factor * session.volume.spacing[0] / session.volume.spacing[2])))
+        fz = min(fz, factor)
+        # In-plane block max; along z a separate (usually smaller) step for thick slices.
+        small = downsample(labels, factor) if fz == factor else self._down_xy_z(labels, factor, fz)
+        # Lung surface: everything labelled (so lesions sit inside it), drawn as label 1.
+        lung_like = np.where(small > 0, np.uint8(1), np.uint8(0))
+        data = np.where(small >= 2, small, lung_like).astype(np.uint8)
+        nz, ny, nx = data.shape
+        sx, sy, sz = session.volume.spacing
+        img = self.image
+        img.SetDimensions(nx, ny, nz)
+        img.SetSpacing(sx * factor, sy * factor, sz * fz)
+        arr = numpy_to_vtk(np.ascontiguousarray(data).reshape(-1), deep=1)
+        img.GetPointData().SetScalars(arr)
+        img.Modified()
+        # Lung: label 1 together with the lesions inside it, via a second image.
+        lung_img = vtkImageData()
+        lung_img.DeepCopy(img)
+        lung_img.GetPointData().SetScalars(numpy_to_vtk(lung_like.reshape(-1), deep=1))
+        self.nets[1].SetInputData(lung_img)
+        for net in self.nets.values():
+            net.Modified()
+        if not self._camera_set:
+            self._reset_camera(img)
+        self._stale = False
+        self.canvas.render_now()
+        self.last_rebuild_ms = (time.perf_counter() - t0) * 1000
+
+    @staticmethod
+    def _down_xy_z(labels: np.ndarray, f: int, fz: int) -> np.ndarray:
+        nz, ny, nx = labels.shape[0] // fz * fz, labels.shape[1] // f * f, labels.shape[2] // f * f
+        v = labels[:nz, :ny, :nx].reshape(nz // fz, fz, ny // f, f, nx // f, f)
+        return v.max(axis=(1, 3, 5))
+
+    def _reset_camera(self, img: vtkImageData) -> None:
+        r = self.canvas.renderer
+        x0, x1, y0, y1, z0, z1 = img.GetBounds()
+        c = ((x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2)
+        cam = r.GetActiveCamera()
+        # Looking at the patient from the front (anterior = -y), head up (+z), patient's right on
+        # the viewer's left as in radiological convention.
+        cam.SetFocalPoint(*c)
+        cam.SetPosition(c[0], c[1] - 3 * max(x1 - x0, z1 - z0, 1.0), c[2])
+        cam.SetViewUp(0, 0, 1)
+        r.ResetCamera()
+        cam.Zoom(1.3)
+        self._camera_set = True
+
+    def reset(self) -> None:
+        self._camera_set = False
+        self.rebuild()

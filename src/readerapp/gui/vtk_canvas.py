@@ -1,0 +1,62 @@
+"""The VTK render widget shared by the slice and 3D views, and reading its pixels back.
+
+``QWidget.grab()`` cannot see VTK's pixels (STACK.md), so screenshots and tests read them
+through ``vtkWindowToImageFilter`` here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
+import vtkmodules.vtkRenderingFreeType  # noqa: F401
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL backend)
+from PySide6 import QtCore, QtGui
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.util.numpy_support import vtk_to_numpy
+from vtkmodules.vtkRenderingCore import vtkRenderer, vtkWindowToImageFilter
+
+
+class VtkCanvas(QVTKRenderWindowInteractor):
+    """A render widget that renders only once Qt has shown it (OSMesa crashed otherwise)."""
+
+    def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self.renderer = vtkRenderer()
+        self.GetRenderWindow().AddRenderer(self.renderer)
+        self._initialised = False
+        self.setMinimumSize(120, 120)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+
+    def ensure_initialised(self) -> bool:
+        if self._initialised:
+            return True
+        if not self.isVisible():
+            return False
+        self.Initialize()
+        self._initialised = True
+        return True
+
+    def render_now(self) -> None:
+        """Render if shown; otherwise the next show renders (never before, see STACK.md)."""
+        if self.ensure_initialised():
+            self.GetRenderWindow().Render()
+
+    def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(ev)
+        QtCore.QTimer.singleShot(0, self.render_now)
+
+    def pixels(self) -> np.ndarray:
+        """The rendered RGB pixels, (height, width, 3) uint8, top row first."""
+        if not self.ensure_initialised():
+            return np.zeros((max(self.height(), 1), max(self.width(), 1), 3), np.uint8)
+        rw = self.GetRenderWindow()
+        rw.Render()
+        f = vtkWindowToImageFilter()
+        f.SetInput(rw)
+        f.SetInputBufferTypeToRGB()
+        f.ReadFrontBufferOff()
+        f.Update()
+        img = f.GetOutput()
+        w, h, _ = img.GetDimensions()
+        arr = vtk_to_numpy(img.GetPointData().GetScalars()).reshape(h, w, -1)[..., :3]
+        return np.ascontiguousarray(arr[::-1])

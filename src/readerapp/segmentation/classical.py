@@ -1,0 +1,183 @@
+"""The classical lung and lesion segmentation: thresholds, airway removal, morphology.
+
+Stages (each timed): move to the backend, block-average to a ~1.5 mm coarse grid, body and
+internal air, airway (trachea and main bronchi) by region growing with leak control, lung
+components, per-lung completion (closing, holes, hull against the chest wall), lesion region
+(opening against vessels, speck removal), and a full-resolution refinement that labels each voxel
+by its lightly denoised HU. NumPy and CuPy run the same code with ``xp``/``ndi`` swapped; only the
+per-slice convex hulls run on the host (small cropped masks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import __version__
+from ..backend import array_module, ndimage_module, resolve_backend, to_numpy
+from ..labels import PADDING_BELOW_HU
+from ..progress import ProgressFn, no_progress
+from ..volume import CTVolume
+from ._airway import airway_exclusion, body_and_internal_air, grow_airway
+from ._grid import bbox, choose_grid, dilate, downsample, erode, full_slices, upsample
+from ._lesion import label_full, lesion_region_coarse
+from ._lung import complete_lungs, lung_components
+from .base import SegmentationResult, StageTimer
+
+VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class ClassicalParameters:
+    """Every tunable of the method; recorded in the provenance of each result."""
+
+    #: Coarse working grid for the morphology (mm).
+    coarse_inplane_mm: float = 1.5
+    coarse_z_mm: float = 1.0
+    #: Airway growing: thresholds tried in turn while the grown volume exceeds the limit.
+    airway_thresholds_hu: tuple[float, ...] = (-900.0, -925.0, -950.0, -970.0, -985.0, -995.0)
+    airway_max_ml: float = 200.0
+    #: Airways thinner than this radius stay in the lung (segmental bronchi and beyond).
+    airway_thick_radius_mm: float = 2.0
+    #: Wall removed with the trachea and main bronchi.
+    airway_wall_mm: float = 2.5
+    #: Smallest air component considered as a lung.
+    lung_min_ml: float = 20.0
+    #: Per-lung closing (vessels, small dense gaps) and per-slice hole filling.
+    closing_mm: float = 4.0
+    hole_max_mm2: float = 6000.0
+    #: Hull completion: largest accepted defect per slice, densest coarse HU, pleural widening.
+    hull_max_area_mm2: float = 3000.0
+    hull_max_hu: float = 100.0
+    pleura_mm: float = 2.0
+    #: Full-resolution boundary: a voxel next to the coarse mask is lung when below this.
+    aerated_below_hu: float = -400.0
+    #: Lesion region: opening radius removing vessels / walls; smallest lesion kept (mL).
+    vessel_radius_mm: float = 3.0
+    min_lesion_ml: float = 0.1
+    #: Light in-plane denoising (binomial 1-2-1 in x and y) before voxel-wise HU labelling.
+    denoise_inplane: bool = True
+    #: A lesion voxel's raw HU may lie at most this far below -750 (no halo around lesions).
+    raw_margin_hu: float = 50.0
+
+
+class ClassicalSegmenter:
+    """Threshold + morphology segmentation of both lungs, ground glass and consolidation."""
+
+    name = "classical"
+    version = VERSION
+
+    def __init__(self, parameters: ClassicalParameters | None = None) -> None:
+        self.parameters = parameters or ClassicalParameters()
+
+    def propose(
+        self, volume: CTVolume, *, backend: str = "auto", progress: ProgressFn = no_progress
+    ) -> SegmentationResult:
+        """Propose the label map of PROTOCOL.md for ``volume`` (host NumPy uint8 labels)."""
+        p = self.parameters
+        b = resolve_backend(backend)
+        xp = array_module(b)
+        ndi = ndimage_module(b)
+        sync = (lambda: xp.cuda.Device().synchronize()) if b == "cupy" else None
+        timer = StageTimer(progress, sync)
+        warnings: list[str] = []
+        superior_high = volume.direction[8] >= 0.0
+
+        with timer.stage("transfer", 0.0):
+            hu = xp.asarray(volume.hu)
+        with timer.stage("downsample", 0.05):
+            grid = choose_grid(volume.shape, volume.spacing_zyx, p.coarse_inplane_mm, p.coarse_z_mm)
+            c, pad = downsample(xp, hu, grid)
+        with timer.stage("body", 0.1):
+            ba = body_and_internal_air(xp, ndi, c, pad)
+        with timer.stage("airway", 0.2):
+            aw = grow_airway(xp, ndi, c, ba.internal_air, grid, superior_high, ba.body_center_x,
+                             thresholds=p.airway_thresholds_hu, max_ml=p.airway_max_ml,
+                             thick_radius_mm=p.airway_thick_radius_mm)
+            if aw is None:
+                warnings.append("trachea not found in the upper slices: airways not removed")
+                airway_lumen = xp.zeros_like(c, dtype=bool)
+                midline = ba.body_center_x
+            else:
+                airway_lumen = aw.lumen
+                midline = aw.center_x
+                if aw.grown_ml > p.airway_max_ml:
+                    warnings.append(
+                        f"airway growing leaked even at {aw.threshold_hu:.0f} HU; "
+                        "check the airway exclusion")
+            airway_excl = airway_exclusion(ndi, airway_lumen, grid, p.airway_wall_mm)
+        with timer.stage("lung", 0.35):
+            air = ba.internal_air & ~airway_excl
+            lung_air, w = lung_components(xp, ndi, air, grid, superior_high, p.lung_min_ml)
+            warnings += w
+        with timer.stage("completion", 0.45):
+            lung_c, side_ml = complete_lungs(
+                xp, ndi, lung_air, c, ba.body, midline, grid, closing_mm=p.closing_mm,
+                hole_max_mm2=p.hole_max_mm2, hull_max_mm2=p.hull_max_area_mm2,
+                hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm)
+            lung_c &= ~airway_excl & ~pad & ba.body
+            lo, hi = sorted(side_ml.values())
+            if hi > 0 and lo < 0.1 * hi:
+                warnings.append(
+                    f"only one lung found (the other side holds {lo:.0f} mL of air-like lung)")
+        with timer.stage("lesions", 0.6):
+            region_c = lesion_region_coarse(
+                xp, ndi, c, lung_c, airway_excl, grid, vessel_radius_mm=p.vessel_radius_mm,
+                min_lesion_ml=p.min_lesion_ml)
+        with timer.stage("refine", 0.7):
+            labels = self._refine(xp, ndi, hu, grid, lung_c, lung_air, region_c, airway_excl)
+        with timer.stage("extras", 0.9):
+            trachea = upsample(xp, airway_lumen, grid) & (hu < -500) & (hu >= PADDING_BELOW_HU)
+            body = upsample(xp, ba.body, grid) & (hu >= PADDING_BELOW_HU)
+            labels_h = to_numpy(labels)
+            extras = {"trachea": to_numpy(trachea), "body": to_numpy(body)}
+        progress(1.0, "segmentation done")
+
+        lung_ml = float((labels_h > 0).sum()) * volume.voxel_volume_ml
+        if not 500.0 <= lung_ml <= 10000.0:
+            warnings.append(f"implausible lung volume {lung_ml:.0f} mL: check the lung mask")
+        provenance: dict[str, Any] = {
+            "method": self.name,
+            "version": self.version,
+            "parameters": asdict(p),
+            "backend": b,
+            "readerapp_version": __version__,
+            "grid": {"factors_zyx": list(grid.factors),
+                     "coarse_spacing_zyx_mm": [round(s, 4) for s in grid.spacing_zyx]},
+            "airway": None if aw is None else {
+                "threshold_hu": aw.threshold_hu, "grown_ml": round(aw.grown_ml, 1),
+                "seed_slice": aw.seed_z, "carina_slice": aw.carina_z},
+        }
+        return SegmentationResult(labels=labels_h, provenance=provenance, timings=timer.timings,
+                                  extras=extras, warnings=warnings)
+
+    def _refine(self, xp: Any, ndi: Any, hu: Any, grid: Any, lung_c: Any, lung_air: Any,
+                region_c: Any, airway_excl: Any) -> Any:
+        """Full-resolution labels: the coarse boundary re-decided by threshold, HU bins inside."""
+        p = self.parameters
+        labels = xp.zeros(grid.full_shape, dtype=xp.uint8)
+        nb = (3 if grid.factors[0] > 1 else 1, 3, 3)
+        dil_c = dilate(ndi, lung_c, nb)
+        box = bbox(xp, dil_c)
+        if box is None:
+            return labels
+        fbox = full_slices(box, grid)
+        shape = tuple(s.stop - s.start for s in fbox)
+
+        def up(m: Any) -> Any:
+            return upsample(xp, m[box], grid, shape)
+
+        h = hu[fbox]
+        den = h.astype(xp.float32)
+        if p.denoise_inplane:
+            w = xp.asarray([0.25, 0.5, 0.25], dtype=xp.float32)
+            den = ndi.correlate1d(den, w, axis=2, mode="nearest")
+            den = ndi.correlate1d(den, w, axis=1, mode="nearest")
+        valid = h >= PADDING_BELOW_HU
+        core = up(erode(ndi, lung_c, nb))
+        dense_added = up(lung_c & ~lung_air)
+        lung_full = core | (up(dil_c & ~airway_excl) & (den < p.aerated_below_hu))
+        lung_full |= up(lung_c) & dense_added
+        lung_full &= valid
+        labels[fbox] = label_full(xp, lung_full, up(region_c), den, h, p.raw_margin_hu)
+        return labels

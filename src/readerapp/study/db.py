@@ -1,0 +1,139 @@
+"""Opening a study database: URL resolution, engine set-up and schema migration on open.
+
+An SQLite file needs no set-up (the default lives in the user's data folder); PostgreSQL is named by
+URL (``postgresql+psycopg://user@host/db``) so several workstations can read one study. Alembic
+migrations ship inside the package and run programmatically every time a database is opened, so no
+``alembic.ini`` is needed by users.
+
+Images and label maps live in a storage folder next to the database: for SQLite, ``NAME_files``
+beside ``NAME.sqlite``; for a server database, the folder given by ``storage`` or the environment
+variable ``READERAPP_STUDY_STORAGE`` (a share every workstation mounts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import StudyError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+STORAGE_ENV = "READERAPP_STUDY_STORAGE"
+
+
+def default_db_path() -> Path:
+    """The default SQLite study in the user's data folder (created on first use)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ReaderApp")) / "study" / "study.sqlite"
+
+
+def resolve_db_url(db: str | os.PathLike[str] | None) -> str:
+    """A URL as given, a plain path as an SQLite URL, nothing as the default study."""
+    if db is None or str(db) == "":
+        path = default_db_path()
+    elif "://" in str(db):
+        return str(db)
+    else:
+        path = Path(db).expanduser()
+    return f"sqlite:///{path.resolve()}"
+
+
+def storage_dir_for(url: str, storage: str | os.PathLike[str] | None = None) -> Path:
+    """Where the study's files live for a database URL (see the module docstring)."""
+    if storage:
+        return Path(storage).expanduser().resolve()
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        p = Path(u.database)
+        return p.with_name(p.stem + "_files")
+    env = os.environ.get(STORAGE_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    raise StudyError(
+        f"the study database {u.render_as_string(hide_password=True)} is not a local file: name the "
+        f"shared study folder with --storage DIR or the environment variable {STORAGE_ENV}"
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    u = make_url(url)
+    if u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy drive transactions and start each with BEGIN IMMEDIATE: writers then queue
+        # on the busy timeout instead of failing on a lock upgrade (SQLAlchemy's documented recipe).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        u = make_url(url)
+    except ArgumentError as exc:
+        raise StudyError(f"not a database URL: {url!r} ({exc})") from exc
+    if u.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(u, pool_pre_ping=True)
+    except Exception as exc:  # missing driver etc.
+        raise StudyError(f"cannot use the database {u.render_as_string(hide_password=True)}: {exc}") from exc
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to the newest migration (no-op when already there)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    """An engine, a session factory and the storage folder of one study database."""
+
+    def __init__(self, db: str | os.PathLike[str] | None = None, storage: str | os.PathLike[str] | None = None):
+        self.url = resolve_db_url(db)
+        self.engine = make_engine(self.url)
+        try:
+            upgrade_schema(self.engine)
+        except OperationalError as exc:
+            raise StudyError(
+                f"cannot open the study database {make_url(self.url).render_as_string(hide_password=True)}: "
+                f"{exc.orig}"
+            ) from exc
+        self.storage = storage_dir_for(self.url, storage)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed on success, rolled back on any error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,98 @@
+"""The study's reading rules (PROTOCOL.md, "Reading workflow"): concordance and combination.
+
+Endpoints are handled as a flat mapping of PROTOCOL.md's numeric values (the density histogram's
+bins as ``density_histogram.<bin>.volume_ml`` and ``.pct``), plus the severity total and the
+fibrosis features' patient-level presence from the form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..labels import BIN_NAMES
+from .config import StudyConfig
+
+SCALAR_ENDPOINTS = (
+    "lung_volume_ml", "lesion_volume_ml", "lesion_pct", "ggo_volume_ml", "ggo_pct",
+    "consolidation_volume_ml", "consolidation_pct", "lesion_weight_hu_voxel",
+    "lesion_weight_hu_ml", "lesion_mass_g", "mean_lung_hu",
+)
+HISTOGRAM_FIELDS = ("volume_ml", "pct")
+FEATURE_KEYS = ("cord_like", "honeycombing", "septal_thickening", "intralobular_thickening",
+                "pleural_thickening")
+
+
+def endpoint_keys() -> list[str]:
+    """Every numeric endpoint exported per scan, in PROTOCOL.md's order."""
+    keys = list(SCALAR_ENDPOINTS)
+    keys += [f"density_histogram.{b}.{f}" for b in BIN_NAMES for f in HISTOGRAM_FIELDS]
+    return keys
+
+
+def flatten_endpoints(endpoints: dict[str, Any]) -> dict[str, float | None]:
+    """PROTOCOL.md's endpoint dict (``Endpoints.to_dict()``) as ``{key: number}``."""
+    out: dict[str, float | None] = {k: endpoints.get(k) for k in SCALAR_ENDPOINTS}
+    hist = endpoints.get("density_histogram") or []
+    for i, name in enumerate(BIN_NAMES):
+        b = hist[i] if i < len(hist) else {}
+        for f in HISTOGRAM_FIELDS:
+            out[f"density_histogram.{name}.{f}"] = b.get(f)
+    return out
+
+
+def form_summary(form: dict[str, Any] | None) -> dict[str, Any]:
+    """Severity total and patient-level fibrosis (None where the form has no fibrosis grid)."""
+    from ..forms import ReadForm
+
+    f = ReadForm.from_dict(form) if form else ReadForm.blank(False)
+    fib = f.fibrosis_patient_level() if f.fibrosis is not None else None
+    return {"severity_total": f.severity_total(), "fibrosis": fib}
+
+
+@dataclass(frozen=True)
+class Concordance:
+    discordant: bool
+    reasons: tuple[str, ...]
+
+
+def compare(
+    config: StudyConfig,
+    endpoints_a: dict[str, Any],
+    form_a: dict[str, Any] | None,
+    endpoints_b: dict[str, Any],
+    form_b: dict[str, Any] | None,
+    needs_fibrosis: bool,
+) -> Concordance:
+    """Discordant when lesion_pct differs by more than the threshold, or (on scans with the
+    fibrosis form) any feature's patient-level presence differs."""
+    reasons = []
+    a, b = endpoints_a.get("lesion_pct"), endpoints_b.get("lesion_pct")
+    limit = config.discordance.lesion_pct_points
+    if a is not None and b is not None and abs(a - b) > limit:
+        reasons.append(f"lesion_pct differs by {abs(a - b):.2f} points (limit {limit:g})")
+    if needs_fibrosis and config.discordance.fibrosis_any_feature:
+        fa = form_summary(form_a)["fibrosis"] or {}
+        fb = form_summary(form_b)["fibrosis"] or {}
+        for k in FEATURE_KEYS:
+            if bool(fa.get(k)) != bool(fb.get(k)):
+                reasons.append(f"fibrosis feature {k} present in one read only")
+    return Concordance(bool(reasons), tuple(reasons))
+
+
+def combine(values: list[float | None], rule: str = "mean") -> float | None:
+    """Final value of concordant reads (the study's ``combine`` setting)."""
+    if any(v is None for v in values) or not values:
+        return None
+    if rule == "mean":
+        return sum(values) / len(values)  # type: ignore[arg-type]
+    raise ValueError(f"unknown combination rule {rule!r}")
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Flat endpoint and form items that differ between two reads (for the side-by-side view)."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for k in set(a) | set(b):
+        if a.get(k) != b.get(k):
+            out[k] = (a.get(k), b.get(k))
+    return dict(sorted(out.items()))
