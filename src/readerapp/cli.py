@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # pydicom logs every oddity it tolerates; the loader reports what matters as warnings.
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
     if args.command is None:
         if "view" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
             args = parser.parse_args([*argv_list, "view"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import numpy as np
 
@@ -19,6 +20,12 @@ from .table import FINE_HI, FINE_LO, N_FINE, N_LABELS, DensityTable
 log = logging.getLogger(__name__)
 
 E0, E1, E2 = BIN_EDGES_HU
+
+if getattr(sys, "frozen", False) and "NUMBA_CACHE_DIR" not in os.environ:
+    # An installed bundle's own folder is read-only: keep compiled kernels in the user's cache.
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        os.path.expanduser("~"), ".cache", "readerapp", "numba"
+    )
 
 try:  # Numba is a dependency, but keep the core usable (and testable) without it.
     import numba
@@ -74,10 +81,19 @@ def _count_one_py(hu, lab, i, counts, sums, fine, c):  # type: ignore[no-untyped
     fine[c, lab_i, k] += 1
 
 
+def _compile(cache: bool):  # type: ignore[no-untyped-def]
+    global _count_one
+    _count_one = numba.njit(inline="always", cache=cache, nogil=True)(_count_one_py)
+    return numba.njit(parallel=True, cache=cache, nogil=True)(_kernel_py)
+
+
 _kernel = None
 if _HAVE_NUMBA:
-    _count_one = numba.njit(inline="always", cache=True, nogil=True)(_count_one_py)
-    _kernel = numba.njit(parallel=True, cache=True, nogil=True)(_kernel_py)
+    try:
+        _kernel = _compile(cache=True)
+    except Exception as exc:  # no writable cache location: compile per process instead
+        log.debug("numba cache unavailable (%s); compiling without cache", exc)
+        _kernel = _compile(cache=False)
 
 
 def bin_index(hu: np.ndarray) -> np.ndarray:
