@@ -23,6 +23,10 @@ COMMAND_MODULES = ("core", "view", "study", "pacs")
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def _quiet_pydicom(record: logging.LogRecord) -> bool:
+    return not (record.name.startswith("pydicom") and record.levelno < logging.ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="readerapp",
@@ -51,8 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.debug:
-        # pydicom logs every oddity it tolerates; the loader reports what matters as warnings.
-        logging.getLogger("pydicom").setLevel(logging.ERROR)
+        # pydicom logs every oddity it tolerates (and resets its logger's level on import); the
+        # loader reports what matters as warnings in the result, so drop pydicom's chatter here.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_pydicom)
     if args.command is None:
         if "view" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
             args = parser.parse_args([*argv_list, "view"])
