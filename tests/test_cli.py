@@ -133,3 +133,10 @@ def test_real_chest_ct_shuffled_copy_gives_identical_endpoints(chest_ct_dir, tmp
     b = json.loads(out2.read_text())
     for k in ENDPOINT_KEYS:
         assert a[k] == b[k], k
+
+
+def test_series_lists_what_was_found(phantom_series, capsys):
+    ph, folder = phantom_series
+    assert main(["series", str(folder), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert len(found) == 1 and found[0]["is_axial_ct"] and found[0]["n_files"] == 48

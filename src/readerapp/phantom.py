@@ -92,11 +92,20 @@ def make_chest_phantom(
     lesions: bool = True,
     pad_fov: bool = True,
     seed: int = 0,
+    mediastinal_fat: bool = True,
+    dependent_consolidation: bool = False,
+    dependent_gradient_hu: float = 0.0,
 ) -> Phantom:
     """A chest phantom on a (z, y, x) grid with spacing (x, y, z) mm.
 
     The anatomy scales with the field of view (x-extent), so the same call at 512x512 gives a
     realistic size. y grows posteriorly, as in DICOM's LPS with the patient supine.
+
+    ``mediastinal_fat`` wraps the aorta in fat, so it shows as the round structure that the
+    calibration check looks for. ``dependent_consolidation`` adds a large consolidation against
+    the posterior chest wall of the low-x lung (``parts["dependent_consolidation"]``, also in
+    ``parts["consolidation"]``). ``dependent_gradient_hu`` raises the aerated lung's HU linearly
+    from 0 at its front to this value at its back, as gravity does in a supine patient.
     """
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape
@@ -130,12 +139,15 @@ def make_chest_phantom(
         inplane = (((x - cx) / (48 * s)) ** 2 + ((y + 5 * s) / (72 * s)) ** 2).astype(np.float32)
         lungs |= inplane + (((z - lz_c) / lz_r) ** 2).astype(np.float32) <= 1.0
     hu[lungs] = LUNG_HU
+    if dependent_gradient_hu:
+        frac = np.clip((y + 77 * s) / (144 * s), 0.0, 1.0).astype(np.float32)
+        hu += np.where(lungs, frac * np.float32(dependent_gradient_hu), np.float32(0.0))
 
     # Vessels inside the lungs (part of the lung label, excluded from lesions).
     vessels = np.zeros(shape, bool)
     for side in (-1, 1):
         hilum = (lz_c, 0.0, side * 35 * s)
-        for k, (dz, dy, dx, r) in enumerate(
+        for _k, (dz, dy, dx, r) in enumerate(
             [(0.6, -40, 40, 3.0), (-0.6, 30, 45, 3.0), (0.1, -55, 20, 2.0), (-0.3, 50, 10, 2.0),
              (0.35, 10, 55, 1.5), (-0.7, -20, 30, 1.5)]
         ):
@@ -147,6 +159,9 @@ def make_chest_phantom(
     # Aorta (blood, for the calibration check) in the mediastinum.
     aorta = ((x - 12 * s) ** 2 + (y - 30 * s) ** 2 <= (12 * s) ** 2) & (np.abs(z - lz_c) < lz_r)
     aorta = np.broadcast_to(aorta, shape) & ~lungs
+    if mediastinal_fat:
+        fat = ((x - 12 * s) ** 2 + (y - 30 * s) ** 2 <= (17 * s) ** 2) & (np.abs(z - lz_c) < lz_r)
+        hu[np.broadcast_to(fat, shape) & ~lungs] = FAT_HU
     hu[aorta] = BLOOD_HU
 
     # Trachea from above the lungs to the carina, then the main bronchi into each lung.
@@ -189,6 +204,23 @@ def make_chest_phantom(
         truth[ggo] = Label.GGO
         truth[cons] = Label.CONSOLIDATION
         parts.update(ggo=ggo, consolidation=cons, pleural_consolidation=pleural)
+    if dependent_consolidation:
+        # A big posterior bite of the low-x lung: what gravity-dependent COVID-19 lesions do.
+        c0 = np.array([lz_c - 0.1 * lz_r, 67 * s, -62 * s])
+        dep = np.zeros(shape, bool)
+        rz, ry, rx = 0.3 * lz_r, 22 * s, 30 * s
+        bz, by, bx = _box(z, y, x, c0 - (rz, ry, rx), c0 + (rz, ry, rx))
+        dep[bz, by, bx] = (((z[bz] - c0[0]) / rz) ** 2 + ((y[:, by] - c0[1]) / ry) ** 2
+                           + ((x[:, :, bx] - c0[2]) / rx) ** 2) <= 1.0
+        dep &= lung_truth
+        hu[dep] = CONSOLIDATION_HU
+        truth[dep] = Label.CONSOLIDATION
+        if "ggo" in parts:
+            parts["ggo"] = parts["ggo"] & ~dep
+            parts["consolidation"] = parts["consolidation"] | dep
+        else:
+            parts["consolidation"] = dep
+        parts["dependent_consolidation"] = dep
 
     if noise_hu > 0:
         hu += rng.standard_normal(size=shape, dtype=np.float32) * np.float32(noise_hu)

@@ -88,6 +88,8 @@ class Settings:
 
     #: SQLAlchemy URL of the study database, without a password; empty: local SQLite.
     database_url: str = ""
+    #: The study's shared file folder, for a server database (SQLite keeps its files beside it).
+    study_storage: str = ""
     #: Where retrieved series are staged before import; empty: ``<data dir>/pacs-staging``.
     staging_dir: str = ""
     #: Our own AE title (calling AE, and the C-MOVE destination the PACS must know).
@@ -110,7 +112,7 @@ class Settings:
         if env:
             return env
         if not self.database_url:
-            return "sqlite:///" + (data_dir() / "study.sqlite").as_posix()
+            return "sqlite:///" + (data_dir() / "study" / "study.sqlite").as_posix()
         password = database_password()
         if password is None:
             return self.database_url
@@ -119,6 +121,10 @@ class Settings:
         return make_url(self.database_url).set(password=password).render_as_string(
             hide_password=False
         )
+
+    def effective_study_storage(self) -> str | None:
+        """The study's file folder for a server database; None: the study workflow's default."""
+        return str(Path(self.study_storage).expanduser()) if self.study_storage else None
 
     def effective_staging_dir(self) -> Path:
         return Path(self.staging_dir).expanduser() if self.staging_dir else data_dir() / "pacs-staging"
@@ -177,7 +183,7 @@ def config_dir() -> Path:
         return Path(env)
     import platformdirs
 
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    return Path(platformdirs.user_config_dir(APP_NAME))
 
 
 def site_config_dir() -> Path:
@@ -187,7 +193,7 @@ def site_config_dir() -> Path:
         return Path(env)
     import platformdirs
 
-    return Path(platformdirs.site_config_dir(APP_NAME, appauthor=False))
+    return Path(platformdirs.site_config_dir(APP_NAME))
 
 
 def data_dir() -> Path:
@@ -197,7 +203,7 @@ def data_dir() -> Path:
         return Path(env)
     import platformdirs
 
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return Path(platformdirs.user_data_dir(APP_NAME))  # as readerapp.study.db does
 
 
 def settings_path() -> Path:

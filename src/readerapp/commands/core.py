@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help="compute backend (default: auto)")
     p.add_argument("--method", default="classical", help="segmentation method (default: classical)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--fill-gaps", action="store_true",
+                   help="interpolate over missing slices (with a warning) instead of refusing the series")
     p.set_defaults(func=run_analyze)
 
     m = sub.add_parser(
@@ -42,18 +44,45 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     m.add_argument("--source", choices=("corrected", "auto"), default="corrected",
                    help="how the label map was made (recorded in the JSON)")
+    m.add_argument("--fill-gaps", action="store_true",
+                   help="interpolate over missing slices (with a warning) instead of refusing the series")
     m.set_defaults(func=run_measure)
 
+    s = sub.add_parser(
+        "series",
+        help="list the DICOM series found under a folder, files or zip",
+        description="List every series found (UID, modality, size, whether it is an axial CT "
+        "that ReaderApp can measure), to pick one with --series-uid.",
+    )
+    s.add_argument("inputs", nargs="+", metavar="PATH")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(func=run_series)
 
-def _load(inputs: list[str], uids: list[str] | None, progress: Any) -> list[Any]:
+
+def _load(inputs: list[str], uids: list[str] | None, progress: Any, fill_gaps: bool = False) -> list[Any]:
     from ..io.dicom import load_series
 
     if uids:
-        return load_series(inputs, series_uids=uids, progress=progress)
+        return load_series(inputs, series_uids=uids, progress=progress, fill_gaps=fill_gaps)
     volumes = []
-    for i, item in enumerate(inputs):
-        volumes.extend(load_series([item], progress=progress))
+    for item in inputs:
+        volumes.extend(load_series([item], progress=progress, fill_gaps=fill_gaps))
     return volumes
+
+
+def run_series(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ..io.dicom import discover_series
+
+    found = discover_series(args.inputs)
+    if args.json:
+        _write_json("-", [asdict(s) for s in found])
+        return 0
+    for s in found:
+        mark = "axial CT" if s.is_axial_ct else f"not measurable: {s.reason}"
+        print(f"{s.uid}  {s.description}  ({s.n_files} files, {s.n_frames} frames)  [{mark}]")
+    return 0
 
 
 def _labels_path(base: str, index: int, total: int) -> Path:
@@ -85,7 +114,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from ._progress_bar import ProgressBar
 
     bar = ProgressBar("loading", stream=None if not args.quiet else open(os.devnull, "w"))
-    volumes = _load(args.series, args.series_uids, bar)
+    volumes = _load(args.series, args.series_uids, bar, args.fill_gaps)
     bar.close()
     results = []
     for i, vol in enumerate(volumes):
@@ -104,7 +133,7 @@ def run_measure(args: argparse.Namespace) -> int:
     from ..analysis import measure
     from ..io.labelmap import read_labelmap
 
-    (vol, *rest) = _load([args.series], args.series_uids, lambda f, m: None)
+    (vol, *rest) = _load([args.series], args.series_uids, lambda f, m: None, args.fill_gaps)
     if rest:
         from ..errors import SeriesError
 

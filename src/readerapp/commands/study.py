@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.add_argument("--admin", default="admin", metavar="NAME", help="administrator's user name (default: admin)")
     _common(i)
     i.set_defaults(func=run_study_import)
+    lk = st_sub.add_parser("links", help="case code to subject, visit and date (administrator or statistician; "
+                           "password on stdin)")
+    lk.add_argument("--user", required=True, metavar="NAME")
+    lk.add_argument("--out", metavar="CSV", help="write CSV here (default: print)")
+    _common(lk)
+    lk.set_defaults(func=run_study_links)
 
     u = sub.add_parser("user", help="manage study users")
     u_sub = u.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -102,6 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--randomization", metavar="CSV", help="randomization list with columns subject, arm")
     e.add_argument("--out", required=True, metavar="DIR")
     e.add_argument("--no-dicom", action="store_true", help="CSV only (no SEG/SR)")
+    e.add_argument("--dicom-case", action="append", metavar="CODE",
+                   help="SEG/SR only for this case (repeatable; default: every final read)")
     _common(e)
     e.set_defaults(func=run_export)
 
@@ -189,6 +197,25 @@ def run_study_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_study_links(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    svc = _service(args)
+    actor = _login(svc, args.user, _Passwords())
+    rows = svc.case_links(actor)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["code", "subject", "visit", "acquisition_date"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    if args.out:
+        Path(args.out).write_text(buf.getvalue(), encoding="utf-8")
+        print(f"wrote {len(rows)} links to {args.out}")
+    else:
+        sys.stdout.write(buf.getvalue())
+    return 0
+
+
 def run_user_add(args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
 
@@ -218,9 +245,15 @@ def run_worklist(args: argparse.Namespace) -> int:
         ]
     if args.json:
         print(json.dumps(rows, indent=2))
+    elif actor.role.value == "adjudicator":
+        for row in rows:
+            print(f"{row['code']}  {row['status']:<11}  {'; '.join(row['reasons'])}")
     else:
         for row in rows:
-            print("  ".join(f"{k}={v}" for k, v in row.items()))
+            extra = "  fibrosis form" if row["needs_fibrosis"] else ""
+            visit = f"  {row['visit']}" if "visit" in row else ""
+            read = f"  read {row['read_id']} v{row['version']}" if row["read_id"] else ""
+            print(f"{row['position']:>4}  {row['code']}  {row['status']:<11}{visit}{read}{extra}")
     return 0
 
 
@@ -271,7 +304,8 @@ def run_adjudicate(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     svc = _service(args)
     actor = _login(svc, args.user, _Passwords())
-    res = svc.export(actor, args.out, args.randomization, dicom=not args.no_dicom)
+    res = svc.export(actor, args.out, args.randomization, dicom=not args.no_dicom,
+                     dicom_cases=args.dicom_case)
     print(f"wrote {res.csv_path} ({res.rows} rows) and {len(res.dicom_files)} DICOM file(s)")
     for p in res.problems:
         print(f"warning: {p}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..errors import ReaderAppError, SeriesError
 from ..forms import ReadForm
-from ..labels import Label
+from ..labels import PADDING_BELOW_HU, Label
 from ..progress import ProgressFn, no_progress, scaled
 from ..volume import CTVolume
 from ._editor import Edit, LabelEditor
@@ -55,17 +56,23 @@ def _fallback_lungs(volume: CTVolume) -> np.ndarray:
 
 
 def prepare(
-    inputs: list[str | Path] | CTVolume,
+    inputs: list[str | Path] | CTVolume | Prepared,
     *,
     labels_path: str | Path | None = None,
     backend: str = "auto",
     progress: ProgressFn = no_progress,
+    on_volume: Callable[[CTVolume], None] | None = None,
 ) -> Prepared:
     """Load a series (or take a volume) and get its starting label map: a file or the proposal.
 
     Raises :class:`~readerapp.errors.ReaderAppError` subclasses for bad input and
-    :class:`~readerapp.progress.Cancelled` when the progress callback cancels.
+    :class:`~readerapp.progress.Cancelled` when the progress callback cancels. ``on_volume`` gets
+    the CT as soon as it is loaded, so a window can show it while segmentation runs.
     """
+    if isinstance(inputs, Prepared):  # already prepared (benchmarks, the study workflow)
+        if on_volume is not None:
+            on_volume(inputs.volume)
+        return inputs
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if isinstance(inputs, CTVolume):
@@ -80,6 +87,8 @@ def prepare(
             log.warning("%d series found; opening the largest", len(vols))
         volume = max(vols, key=lambda v: v.hu.size)
     timings["load_s"] = time.perf_counter() - t0
+    if on_volume is not None:
+        on_volume(volume)
     progress(0.3, "CT loaded")
     warnings = list(volume.warnings)
     if labels_path is not None:
@@ -133,9 +142,10 @@ class ReadingSession:
         self.volume = prepared.volume
         self.labels = prepared.labels
         # Padding voxels are never lung (PROTOCOL.md); the editor also never paints them.
-        pad = self.volume.padding_mask()
-        if pad.any():
-            self.labels[pad & (self.labels != 0)] = Label.OUTSIDE
+        for z0 in range(0, self.labels.shape[0], 16):  # in slabs: no full-size temporaries
+            pad = self.volume.hu[z0 : z0 + 16] < PADDING_BELOW_HU
+            if pad.any():
+                self.labels[z0 : z0 + 16][pad] = Label.OUTSIDE
         self.editor = LabelEditor(self.volume.hu, self.labels)
         self.acc = DensityAccumulator(
             self.volume.hu, self.labels, backend=backend, voxel_volume_ml=self.volume.voxel_volume_ml
@@ -243,6 +253,10 @@ class ReadingSession:
         return folder
 
     def close(self) -> None:
+        """Stop journaling; a journal with nothing unsaved is deleted (nothing to restore)."""
         if self.journal is not None:
-            self.journal.close()
+            if self.modified:
+                self.journal.close()
+            else:
+                self.journal.discard()
             self.journal = None

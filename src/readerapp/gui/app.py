@@ -96,6 +96,7 @@ def run(
         win.refresh_views()
         if win.controller.session is not None:
             win.volume_view.rebuild()
+            win._on_hover(tuple(win.state.cursor))  # show what the status bar reports
         out = screenshot(win, screenshot_path)  # type: ignore[arg-type]
         print(f"screenshot written to {out}")
         win.close()

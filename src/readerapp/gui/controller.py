@@ -8,6 +8,7 @@ numbers update at once (within the same event, i.e. within a frame).
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 from PySide6 import QtCore
@@ -38,6 +39,8 @@ class EditController(QtCore.QObject):
     def __init__(self) -> None:
         super().__init__()
         self.session: ReadingSession | None = None
+        #: What the views draw: the session, or a preview (CT only) while segmentation runs.
+        self.display = None
         self.settings = ToolSettings()
         self._stroke = None
         self._painted_slices: list[tuple[int, int]] = []  # (axis, slice) most recent last
@@ -45,8 +48,14 @@ class EditController(QtCore.QObject):
         #: Seconds from each brush event to updated endpoints (for the benchmark and the HUD).
         self.event_latencies: list[float] = []
 
+    def show_preview(self, volume) -> None:  # type: ignore[no-untyped-def]
+        """Show a CT before its label map exists (nothing can be edited yet)."""
+        self.session = None
+        self.display = SimpleNamespace(volume=volume, labels=np.zeros(volume.shape, np.uint8))
+
     def set_session(self, session: ReadingSession | None) -> None:
         self.session = session
+        self.display = session
         self._painted_slices.clear()
         if session is not None:
             session.editor.subscribe(self._on_change)

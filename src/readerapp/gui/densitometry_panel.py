@@ -29,15 +29,24 @@ BIN_TITLES = ("< −750 HU", "−750 to −300", "−300 to 50", "≥ 50 HU")
 
 
 def _fmt(v: object) -> str:
+    """Compact enough for a narrow column; the exact value is in the saved JSON."""
     if v is None:
         return "—"
-    if isinstance(v, int):
-        return f"{v:,}".replace(",", " ")
+    if isinstance(v, (int, float)) and abs(v) >= 1e6:
+        return f"{v / 1e6:.3f} M"
+    if isinstance(v, int) or (isinstance(v, float) and abs(v) >= 1e4):
+        return f"{v:,.0f}".replace(",", "\u2009")
     if isinstance(v, float):
-        if abs(v) >= 1e5:
-            return f"{v:,.0f}".replace(",", " ")
         return f"{v:.2f}"
     return str(v)
+
+
+def _fmt_diff(d: float | None) -> str:
+    if d is None:
+        return "—"
+    if d == 0:
+        return "0"
+    return ("+" if d > 0 else "") + _fmt(d)
 
 
 class HistogramWidget(QtWidgets.QWidget):
@@ -130,7 +139,8 @@ class DensitometryPanel(QtWidgets.QWidget):
         lay.addWidget(self.hist)
         self.current: dict = {}
 
-    def set_initial(self, endpoints_dict: dict) -> None:
+    def set_initial(self, endpoints_dict: dict, title: str = "Automatic") -> None:
+        self.table.horizontalHeaderItem(0).setText(title)
         self._fill_column(0, endpoints_dict)
         self._initial = endpoints_dict
 
@@ -149,11 +159,11 @@ class DensitometryPanel(QtWidgets.QWidget):
         for r, (key, _, _) in enumerate(ROWS):
             a, b = d.get(key), start.get(key)
             diff = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-            self.table.item(r, 2).setText("0" if diff == 0 else (("+" if diff and diff > 0 else "") + _fmt(diff)) if diff is not None else "—")
+            self.table.item(r, 2).setText(_fmt_diff(diff))
         for b, bin_ in enumerate(d["density_histogram"]):
             s = start.get("density_histogram", [{}] * 4)[b].get("pct")
             diff = bin_["pct"] - s if s is not None else None
-            self.table.item(len(ROWS) + b, 2).setText("—" if diff is None else ("0" if diff == 0 else f"{diff:+.2f}"))
+            self.table.item(len(ROWS) + b, 2).setText(_fmt_diff(diff))
         backend = session.backend
         self.backend_label.setText(
             "Backend: CuPy (GPU)" if backend == "cupy" else "Backend: NumPy (CPU)"

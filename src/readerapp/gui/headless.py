@@ -16,10 +16,9 @@ def configure_headless(force: bool = False) -> bool:
         return False
     if not force and sys.platform in ("win32", "darwin"):
         return False
-    if "PySide6.QtWidgets" in sys.modules or "vtkmodules.vtkRenderingOpenGL2" in sys.modules:
-        # Too late to switch platform in this process; say so rather than crash later.
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        return False
+    qtw = sys.modules.get("PySide6.QtWidgets")
+    if qtw is not None and qtw.QApplication.instance() is not None:
+        return False  # too late: the platform is chosen when the application object is made
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.pop("DISPLAY", None)
     os.environ.pop("WAYLAND_DISPLAY", None)

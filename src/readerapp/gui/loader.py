@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 class LoadWorker(QtCore.QObject):
     progress = QtCore.Signal(float, str)
+    volume_loaded = QtCore.Signal(object)  # the CT, before segmentation: shown at once
     loaded = QtCore.Signal(object)  # (ReadingSession, Recoverable | None)
     failed = QtCore.Signal(str)
     cancelled = QtCore.Signal()
@@ -49,7 +50,7 @@ class LoadWorker(QtCore.QObject):
     def run(self) -> None:
         try:
             prepared = prepare(self.source, labels_path=self.labels_path, backend=self.backend,
-                               progress=self._progress)
+                               progress=self._progress, on_volume=self.volume_loaded.emit)
             self._progress(1.0, "computing densitometry")
             session = ReadingSession(prepared, backend=self.backend,
                                      journal_root=self.journal_root, use_journal=self.use_journal)

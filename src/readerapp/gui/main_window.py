@@ -34,6 +34,7 @@ LABEL_NAMES = {0: "outside", 1: "lung", 2: "GGO", 3: "consolidation"}
 
 class MainWindow(QtWidgets.QMainWindow):
     session_ready = QtCore.Signal()
+    first_image = QtCore.Signal()  # the CT is drawn (segmentation may still be running)
     load_failed = QtCore.Signal(str)
 
     def __init__(
@@ -141,8 +142,8 @@ class MainWindow(QtWidgets.QMainWindow):
         tb = self.addToolBar("Main")
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
-        for n in ["open", "save", None, "undo", "redo", None, *TOOLS, None, *MODES, None,
-                  "preset_lung", "preset_mediastinum"]:
+        for n in ["open", "save", None, "undo", "redo", None, "preset_lung", "preset_mediastinum",
+                  None, "help"]:
             tb.addSeparator() if n is None else tb.addAction(a[n])
         self._refresh_recent()
 
@@ -193,7 +194,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a["maximize"].triggered.connect(lambda: self.toggle_maximize(self.views[self.active_axis]))
         a["reset_views"].triggered.connect(self.reset_views)
         a["help"].triggered.connect(lambda: self.tabs.setCurrentWidget(self.help_view))
-        st.cursor_changed.connect(self.refresh_views)
+        st.cursor_changed.connect(self._on_cursor_changed)
         st.display_changed.connect(self.refresh_views)
         c.voxels_changed.connect(self._on_voxels_changed)
         c.step_done.connect(self._on_step_done)
@@ -232,15 +233,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self._worker = LoadWorker(inputs, labels_path, self.backend, self.journal_root,
                                   self.use_journal)
         self._worker.progress.connect(self._on_progress)
+        self._worker.volume_loaded.connect(self._on_volume_loaded)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.failed.connect(self._on_failed)
         self._worker.cancelled.connect(lambda: self.statusBar().showMessage("Loading cancelled", 5000))
-        self._worker.done.connect(self._on_worker_done)
         self.progress.setValue(0)
         self.progress.setFormat("Opening… %p%")
         self.progress.show()
         self.cancel_button.show()
         self._thread = start_worker(self, self._worker)
+        self._thread.finished.connect(self._on_worker_done)
 
     def cancel_loading(self) -> None:
         if self._worker is not None:
@@ -252,11 +254,24 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_worker_done(self) -> None:
         if self._thread is not None:
-            self._thread.wait(5000)
+            self._thread.wait(1000)
+            self._thread.deleteLater()
         self._thread = None
         self._worker = None
         self.progress.hide()
         self.cancel_button.hide()
+
+    def _on_volume_loaded(self, volume) -> None:  # type: ignore[no-untyped-def]
+        """The CT is in memory: show it now; the labels follow when segmentation is done."""
+        if self.controller.session is not None:
+            self.controller.session.close()
+        self.controller.show_preview(volume)
+        self.state.reset(volume.shape)
+        self.stack.setCurrentIndex(1)
+        for v in self.slice_views:
+            v._geometry_key = None
+        self.refresh_views()
+        self.first_image.emit()
 
     def _on_failed(self, message: str) -> None:
         self.show_error(message)
@@ -287,17 +302,22 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_session(self, session: ReadingSession) -> None:
         old = self.controller.session
-        if old is not None:
+        if old is not None and old is not session:
             old.close()
+        preview = self.controller.display
+        same_grid = preview is not None and preview.labels.shape == session.labels.shape
         self.controller.set_session(session)
-        self.state.reset(session.labels.shape)
+        if not same_grid:  # keep the reader's slice if the preview was already shown
+            self.state.reset(session.labels.shape)
         self.stack.setCurrentIndex(1)
         uid = session.volume.series_uid or ""
         tag = hashlib.sha256(uid.encode()).hexdigest()[:8] if uid else "unnamed"
         self.setWindowTitle(f"ReaderApp — scan {tag}")  # never patient identity
-        for v in self.slice_views:
-            v._geometry_key = None
-        self.numbers.set_initial(session.initial_endpoints.to_dict())
+        if not same_grid:
+            for v in self.slice_views:
+                v._geometry_key = None
+        self.numbers.set_initial(session.initial_endpoints.to_dict(),
+                                 "Automatic" if session.prepared.origin == "auto" else "Loaded")
         self.numbers.update_values(session)
         self.refresh_views()
         self.volume_view.reset()
@@ -333,11 +353,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- redraw -----------------------------------------------------------------------------
     def refresh_views(self) -> None:
-        if self.controller.session is None:
+        if self.controller.display is None:
             return
         for v in self.slice_views:
             v.refresh()
         self._update_wl()
+
+    def _on_cursor_changed(self) -> None:
+        if self.controller.display is None:
+            return
+        for v in self.slice_views:
+            v.refresh_cursor()
 
     def _on_voxels_changed(self, idx: np.ndarray) -> None:
         session = self.controller.session
@@ -371,7 +397,7 @@ class MainWindow(QtWidgets.QMainWindow):
             f"{'sphere' if st.sphere else 'disk'}", 3000)
 
     def _on_hover(self, zyx) -> None:  # type: ignore[no-untyped-def]
-        s = self.controller.session
+        s = self.controller.display
         if zyx is None or s is None:
             self.pos_label.setText("")
             return

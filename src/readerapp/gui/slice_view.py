@@ -115,7 +115,8 @@ class SliceView(QtWidgets.QFrame):
     # --- geometry ---------------------------------------------------------------------------
     @property
     def session(self):  # type: ignore[no-untyped-def]
-        return self.controller.session
+        """What is drawn: the reading session, or the CT-only preview while it is prepared."""
+        return self.controller.display
 
     def _plane_spacing(self) -> tuple[float, float]:
         sx, sy, sz = self.session.volume.spacing
@@ -224,6 +225,16 @@ class SliceView(QtWidgets.QFrame):
             if st.outline_visible:
                 rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
         return rgb
+
+    def refresh_cursor(self) -> None:
+        """The cursor moved: redraw fully only if this view's slice changed, else the crosshair."""
+        if self.session is None:
+            return
+        if self.state.cursor[self.axis] != self._shown_slice:
+            self.refresh()
+            return
+        self._update_cross()
+        self.canvas.render_now()
 
     def refresh(self, render: bool = True) -> None:
         if self.session is None:

@@ -80,6 +80,7 @@ class VolumeView(QtWidgets.QFrame):
             p.SetOpacity(opacity)
             if value == 1:
                 p.BackfaceCullingOn()
+            a.VisibilityOff()  # until the first rebuild gives the filters an image
             r.AddActor(a)
             self.nets[value] = net
             self.actors[value] = a
@@ -132,6 +133,8 @@ class VolumeView(QtWidgets.QFrame):
         self.nets[1].SetInputData(lung_img)
         for net in self.nets.values():
             net.Modified()
+        for a in self.actors.values():
+            a.VisibilityOn()
         if not self._camera_set:
             self._reset_camera(img)
         self._stale = False

@@ -318,6 +318,7 @@ def header_from_dataset(ds: Dataset, source: Source, has_pixels: bool | None) ->
         frames = [FrameGeometry(None, None, None, None, None, None)] * n_frames
     if n_frames > 1 and not enhanced:
         problems.append(f"it has {n_frames} frames but no per-frame positions (functional groups)")
+    signed = _int(_get(ds, "PixelRepresentation", problems), "PixelRepresentation", problems, 0) == 1
     image_type = _get(ds, "ImageType", problems, ())
     if isinstance(image_type, str):
         image_type = (image_type,)
@@ -340,14 +341,27 @@ def header_from_dataset(ds: Dataset, source: Source, has_pixels: bool | None) ->
         has_pixels=has_pixels,
         enhanced=enhanced,
         frames=frames,
-        padding_value=_int(_get(ds, "PixelPaddingValue", problems), "PixelPaddingValue", problems),
-        padding_limit=_int(_get(ds, "PixelPaddingRangeLimit", problems), "PixelPaddingRangeLimit", problems),
+        padding_value=_as_stored(_int(_get(ds, "PixelPaddingValue", problems), "PixelPaddingValue", problems), signed),
+        padding_limit=_as_stored(
+            _int(_get(ds, "PixelPaddingRangeLimit", problems), "PixelPaddingRangeLimit", problems), signed
+        ),
         spacing_between_slices=_float(_get(ds, "SpacingBetweenSlices", problems), "SpacingBetweenSlices", problems),
         rescale_type=str(_get(ds, "RescaleType", problems, "") or _first_rescale_type(ds)).strip().upper(),
         lossy=lossy,
         meta=_meta(ds),
         problems=problems,
     )
+
+
+def _as_stored(value: int | None, signed: bool) -> int | None:
+    """A padding value as the decoded pixels hold it (an implicit-VR file may give -2000 as 63536)."""
+    if value is None:
+        return None
+    if signed and value >= 2**15:
+        return value - 2**16
+    if not signed and value < 0:
+        return value + 2**16
+    return value
 
 
 def _first_rescale_type(ds: Dataset) -> str:

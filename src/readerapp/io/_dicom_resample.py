@@ -7,7 +7,6 @@ is padding too, so interpolation never invents tissue, air or lung at the field-
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from ..labels import PADDING_BELOW_HU
 from ..volume import PADDING_HU
@@ -17,6 +16,8 @@ _EPS = 1e-6
 
 def deshear(hu: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Shift each slice in-plane by ``shifts[k] = (rows, columns)`` pixels (linear interpolation)."""
+    from scipy import ndimage  # only tilted series need it; keeps importing the loader light
+
     out = np.empty_like(hu)
     for k in range(hu.shape[0]):
         s = tuple(float(v) for v in shifts[k])

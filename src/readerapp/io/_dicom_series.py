@@ -27,6 +27,8 @@ OBLIQUE_WARN_DEG = 0.5
 GAP_FACTOR = 1.5
 #: Spacing deviating from the median by more than this fraction is resampled to even spacing.
 UNEVEN_TOLERANCE = 0.01
+#: Slices within this fraction of a spacing of an even grid are not resampled (rounded positions).
+GRID_TOLERANCE = 0.1
 #: Largest gantry tilt that is corrected (by shifting slices in-plane) rather than refused.
 MAX_TILT_DEG = 30.0
 
@@ -231,6 +233,19 @@ def plan_volume(series: Series, *, fill_gaps: bool = False) -> Plan:
             )
 
     frames = [FrameRef(h, i, g) for h in series.files for i, g in enumerate(h.frames)]
+    # Secondary captures riding along in the series (a dose report, a screenshot) have no place in
+    # the stack: dropped with a warning when they lack geometry and differ from the majority.
+    usual = Counter((f.header.rows, f.header.columns) for f in frames).most_common(1)[0][0]
+
+    def no_geometry(f: FrameRef) -> bool:
+        return f.geo.position is None or f.geo.orientation is None
+
+    extras = [f for f in frames if no_geometry(f) and (
+        "SECONDARY" in f.header.image_type or (f.header.rows, f.header.columns) != usual)]
+    if extras and len(extras) < len(frames):
+        frames = [f for f in frames if not any(f is e for e in extras)]
+        warnings.append(f"dropped {len(extras)} secondary image(s) without slice position from the "
+                        f"series ({_names(extras)})")
     for f in frames:
         for attr, kw in (("position", "ImagePositionPatient"), ("orientation", "ImageOrientationPatient"),
                          ("pixel_spacing", "PixelSpacing")):
@@ -286,6 +301,9 @@ def plan_volume(series: Series, *, fill_gaps: bool = False) -> Plan:
             "(oblique reconstruction or gantry tilt); the geometry is kept in the direction matrix"
         )
 
+    for f in frames:
+        if f.geo.slope == 0:
+            raise SeriesError(f"{f.name}: RescaleSlope is 0, so stored values cannot become HU. Re-export the series")
     ps = np.array([f.geo.pixel_spacing for f in frames], float)
     if np.any(ps <= 0):
         raise SeriesError(f"{frames[int(np.argmin(ps.min(axis=1)))].name}: PixelSpacing is not positive. Re-export the series")
@@ -352,7 +370,13 @@ def plan_volume(series: Series, *, fill_gaps: bool = False) -> Plan:
                           "Re-export or re-send the complete series")
         warnings.append(f"{gaps.size} gap(s) of missing slices were filled by linear interpolation, first {where}")
     uneven = float(np.max(np.abs(du - m)) / m)
-    if gaps.size or uneven > UNEVEN_TOLERANCE:
+    step = float((u[-1] - u[0]) / (len(u) - 1))
+    off_grid = float(np.max(np.abs(u - (u[0] + step * np.arange(len(u))))))
+    if not gaps.size and uneven > UNEVEN_TOLERANCE and off_grid <= GRID_TOLERANCE * step:
+        # Positions rounded in the header (say to 0.1 mm) make neighbour spacings alternate, yet
+        # every slice lies on an even grid: keep the slices, take the grid's spacing.
+        plan.z_spacing = step
+    elif gaps.size or uneven > UNEVEN_TOLERANCE:
         n_new = int(round((u[-1] - u[0]) / m)) + 1
         plan.resample_to = np.linspace(u[0], u[-1], n_new)
         plan.z_spacing = float((u[-1] - u[0]) / (n_new - 1))

@@ -26,11 +26,21 @@ single slice                   loaded as a 1-slice volume when SpacingBetweenSli
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import sys
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.uid import UID
@@ -97,9 +107,11 @@ def discover_series(inputs: InputList, progress: ProgressFn = no_progress) -> li
     Files that are not DICOM are skipped (and logged); if nothing readable is found at all a
     :class:`SeriesError` names the input and what was found there.
     """
-    series, _, archives = _scan(inputs, progress)
+    series, skipped, archives = _scan(inputs, progress)
     for a in archives:
         a.close()
+    if skipped:
+        log.warning("skipped %d file(s) that are not readable DICOM: %s", len(skipped), _skipped_summary(skipped))
     infos = [s.info() for s in series]
     return sorted(infos, key=lambda i: (not i.is_axial_ct, -i.n_frames, i.uid))
 
@@ -115,7 +127,7 @@ def _choose(series: list[Series], series_uids: Sequence[str] | None, inputs: Inp
             avail = "; ".join(f"{s.uid} ({s.info().description})" for s in series[:10])
             raise SeriesError(
                 f"series {', '.join(unknown)} not found in {_describe_inputs(inputs)}. "
-                f"Available: {avail}"
+                f"Available: {avail}. Name one of these with --series"
             )
         return [by_uid[u] for u in dict.fromkeys(series_uids)], []
     candidates = [s for s in series if candidate_problem(s) is None]
@@ -174,10 +186,45 @@ def load_series(
             a.close()
 
 
+#: Transfer syntaxes decoded by plain reads (fast in threads).
+_NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+#: Compressed series with at least this many files are decoded in worker processes, because the
+#: JPEG 2000 and JPEG-LS decoders hold the GIL (threads would not run them in parallel).
+PROCESS_MIN_FILES = 24
+
+
+def _wants_processes(headers: list[FileHeader], workers: int | None) -> bool:
+    if workers == 1 or (os.cpu_count() or 1) < 2 or len(headers) < PROCESS_MIN_FILES:
+        return False
+    if getattr(sys, "frozen", False):  # a frozen app would need multiprocessing.freeze_support()
+        return False
+    compressed = sum(h.transfer_syntax not in _NATIVE for h in headers)
+    return compressed * 2 > len(headers) and all(h.source.path is not None for h in headers)
+
+
+def _decode_and_apply(apply: Callable[[int, np.ndarray], int], key: int, header: FileHeader) -> int:
+    return apply(key, decode_file(header))
+
+
+def _process_pool(n_workers: int) -> ProcessPoolExecutor | None:
+    """A pool of forked decoder processes, or None where forking is not safe or not available.
+
+    Only ``fork`` starts workers without re-importing the caller's ``__main__`` (which breaks
+    scripts and notebooks under spawn/forkserver), and forking is only safe while this process
+    runs a single Python thread: a GUI that loads in a worker thread gets the thread pool instead.
+    """
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    try:
+        return ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("fork"))
+    except (ValueError, OSError):
+        return None
+
+
 def _decode_all(plan: Plan, progress: ProgressFn, workers: int | None) -> tuple[np.ndarray, int, bool]:
     """Every planned frame as HU into one preallocated (frames, rows, columns) int16 array."""
     h0 = plan.frames[0].header
-    out = np.empty((len(plan.frames), h0.rows, h0.columns), dtype=np.int16)  # type: ignore[arg-type]
+    out = np.empty((len(plan.frames), int(h0.rows or 0), int(h0.columns or 0)), dtype=np.int16)
     slots: dict[int, list[int]] = defaultdict(list)
     headers: dict[int, FileHeader] = {}
     for k, f in enumerate(plan.frames):
@@ -185,9 +232,8 @@ def _decode_all(plan: Plan, progress: ProgressFn, workers: int | None) -> tuple[
         headers[id(f.header)] = f.header
     missing_rescale = any(f.geo.slope is None or f.geo.intercept is None for f in plan.frames)
 
-    def work(key: int) -> int:
+    def apply(key: int, raw: np.ndarray) -> int:
         h = headers[key]
-        raw = decode_file(h)
         count = 0
         for k in slots[key]:
             g = plan.frames[k].geo
@@ -196,20 +242,24 @@ def _decode_all(plan: Plan, progress: ProgressFn, workers: int | None) -> tuple[
             count += to_hu(raw[plan.frames[k].index], out[k], slope, intercept, h.padding_value, h.padding_limit)
         return count
 
-    n_workers = workers or max(2, min(8, (os.cpu_count() or 2)))
-    padded = 0
     keys = list(slots)
+    n_workers = workers or max(2, min(8, (os.cpu_count() or 2)))
+    pool = _process_pool(n_workers) if _wants_processes([headers[k] for k in keys], workers) else None
+    padded = 0
     with quiet_pydicom():
-        ex = ThreadPoolExecutor(max_workers=n_workers)
+        ex: Executor = pool or ThreadPoolExecutor(max_workers=n_workers)
+        futures: dict[Future[Any], int]
         try:
-            pending = {ex.submit(work, k) for k in keys}
-            done_count = 0
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    padded += fut.result()  # re-raises a worker's SeriesError
-                    done_count += 1
-                progress(done_count / len(keys), f"decoding slices ({done_count}/{len(keys)} files)")
+            if pool is not None:  # decode in processes, convert to HU here
+                futures = {ex.submit(decode_file, headers[k]): k for k in keys}
+            else:
+                futures = {ex.submit(_decode_and_apply, apply, k, headers[k]): k for k in keys}
+            step = max(1, len(keys) // 100)
+            for done_count, fut in enumerate(as_completed(futures), start=1):
+                result = fut.result()  # re-raises a worker's SeriesError
+                padded += apply(futures[fut], result) if isinstance(result, np.ndarray) else int(result)
+                if done_count % step == 0 or done_count == len(keys):
+                    progress(done_count / len(keys), f"decoding slices ({done_count}/{len(keys)} files)")
         finally:
             ex.shutdown(wait=True, cancel_futures=True)
     return out, padded, missing_rescale

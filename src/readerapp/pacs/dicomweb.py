@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,35 @@ def _int(v: Any) -> int | None:
         return None
 
 
+_PAGE = 1000
+
+
+def _paged(search: Any, limit: int | None = None, **kw: Any) -> list[dict[str, Any]]:
+    """All results of a QIDO-RS search, page by page.
+
+    ``dicomweb-client``'s own ``get_remaining`` loops forever against servers that ignore
+    ``offset`` once it passes the end (Orthanc's plugin does); this stops on a short or repeated
+    page.
+    """
+    out: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        size = min(_PAGE, limit - len(out)) if limit else _PAGE
+        page = search(limit=size, offset=offset or None, **kw)
+        if out and page and page[0] == out[0]:
+            break  # the server ignored offset
+        out.extend(page)
+        offset += len(page)
+        if len(page) < size or (limit and len(out) >= limit):
+            break
+    return out
+
+
 class DicomWebNode:
     """A configured DICOMweb server (``PacsNode(kind='dicomweb')``)."""
+
+    #: Concurrent WADO-RS requests while retrieving a series.
+    workers = 4
 
     def __init__(self, name: str, node: PacsNode, password: str | None = None) -> None:
         import requests
@@ -75,7 +103,9 @@ class DicomWebNode:
         session.verify = node.verify_tls
         self._session = session
         self.client = DICOMwebClient(url=node.url.rstrip("/"), session=session, timeout=node.timeout_s)
-        self.client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=500)
+        # No silent retries: a timeout should take timeout_s, not a multiple of it; an interrupted
+        # retrieve resumes where it stopped when asked again.
+        self.client.set_http_retry_params(retry=False)
 
     # -- errors -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -102,7 +132,10 @@ class DicomWebNode:
         except requests.exceptions.SSLError as exc:
             raise PacsError(f"{what}: TLS certificate check for {where} failed: {exc}") from exc
         except requests.exceptions.ConnectionError as exc:
-            raise PacsError(f"{what}: cannot connect to {where}: {exc.__class__.__name__}") from exc
+            why = "connection refused" if "refused" in str(exc).lower() else "no route or name lookup failed"
+            raise PacsError(
+                f"{what}: cannot connect to {where} ({why}); check the URL and that the server runs"
+            ) from exc
         except requests.exceptions.RequestException as exc:
             raise PacsError(f"{what}: request to {where} failed: {exc}") from exc
 
@@ -132,9 +165,9 @@ class DicomWebNode:
             }.items() if v
         }
         with self._errors("study query (QIDO-RS)"):
-            items = self.client.search_for_studies(
-                search_filters=filters, fields=list(_STUDY_FIELDS), limit=limit,
-                get_remaining=limit is None,
+            items = _paged(
+                self.client.search_for_studies, limit, search_filters=filters,
+                fields=list(_STUDY_FIELDS),
             )
         return [
             StudyHit(
@@ -154,9 +187,9 @@ class DicomWebNode:
     def find_series(self, study_uid: str, modality: str = "CT") -> list[SeriesHit]:
         filters = {"Modality": modality} if modality else {}
         with self._errors(f"series query (QIDO-RS) of study {study_uid}"):
-            items = self.client.search_for_series(
-                study_instance_uid=study_uid, search_filters=filters, fields=list(_SERIES_FIELDS),
-                get_remaining=True,
+            items = _paged(
+                self.client.search_for_series, study_instance_uid=study_uid,
+                search_filters=filters, fields=list(_SERIES_FIELDS),
             )
         return [
             SeriesHit(
@@ -172,9 +205,9 @@ class DicomWebNode:
 
     def find_instances(self, study_uid: str, series_uid: str) -> list[str]:
         with self._errors(f"instance query (QIDO-RS) of series {series_uid}"):
-            items = self.client.search_for_instances(
-                study_instance_uid=study_uid, series_instance_uid=series_uid,
-                fields=["SOPInstanceUID"], get_remaining=True,
+            items = _paged(
+                self.client.search_for_instances, study_instance_uid=study_uid,
+                series_instance_uid=series_uid, fields=["SOPInstanceUID"],
             )
         return [str(_value(i, "SOPInstanceUID")) for i in items if _value(i, "SOPInstanceUID")]
 
@@ -198,17 +231,26 @@ class DicomWebNode:
             folder=staging.folder, study_uid=study_uid, series_uid=series_uid,
             expected=len(expected), skipped=len(expected) - len(todo),
         )
+        def fetch(sop: str) -> None:
+            with self._errors(f"retrieve (WADO-RS) of instance {sop}"):
+                ds = self.client.retrieve_instance(
+                    study_instance_uid=study_uid, series_instance_uid=series_uid,
+                    sop_instance_uid=sop,
+                )
+            staging.write_dataset(ds)
+
+        # A few requests in flight hide the per-request latency; each file lands atomically,
+        # so stopping at any point leaves a folder that the next call resumes.
+        pool = ThreadPoolExecutor(max_workers=self.workers)
         try:
-            for k, sop in enumerate(todo):
-                progress(k / len(todo), f"retrieving instance {k + 1} of {len(todo)}")
-                with self._errors(f"retrieve (WADO-RS) of instance {sop}"):
-                    ds = self.client.retrieve_instance(
-                        study_instance_uid=study_uid, series_instance_uid=series_uid,
-                        sop_instance_uid=sop,
-                    )
-                staging.write_dataset(ds)
+            futures = [pool.submit(fetch, sop) for sop in todo]
+            for future in as_completed(futures):
+                future.result()
                 result.received += 1
+                progress(result.received / len(todo),
+                         f"retrieved {result.received} of {len(todo)} instances")
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             staging.write_manifest(route="wado-rs")
         progress(1.0, f"{result.received} retrieved, {result.skipped} already present")
         return result

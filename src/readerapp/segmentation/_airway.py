@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.ndimage as sndi
 
 from ..backend import to_numpy
 from ._grid import STRUCT_2D, STRUCT_3D, Grid, bbox, border_labels_2d, dilate, opening
@@ -61,44 +62,55 @@ class Airway:
 
 
 def find_trachea_seed(xp: Any, ndi: Any, internal_air: Any, grid: Grid, superior_high: bool,
-                      body_center_x: float) -> tuple[int, int] | None:
-    """(z, label-in-slice mask id) of the trachea's most superior convincing cross-section.
+                      body_center_x: float) -> tuple[int, float] | None:
+    """The trachea's most superior convincing cross-section in the upper half of the scan.
 
-    Returns the slice index and the 2-D component's centroid x, or None where no trachea shows.
+    A candidate is a 2-D air component of 40-1200 mm^2, near the body's midline, not much
+    longer than wide; it must recur, within 10 mm, over the next ~15 mm of slices. Returns the
+    slice index and the component's centre x, or None where no trachea shows.
     """
-    lab, n = ndi.label(internal_air, structure=STRUCT_2D)
+    nz = internal_air.shape[0]
+    z0 = nz // 2 if superior_high else 0
+    sub = internal_air[z0:] if superior_high else internal_air[: nz - nz // 2]
+    lab, n = ndi.label(sub, structure=STRUCT_2D)
     if n == 0:
         return None
-    area_vox = to_numpy(xp.bincount(lab.ravel(), minlength=n + 1))
-    px_mm2 = grid.spacing_zyx[1] * grid.spacing_zyx[2]
-    area = area_vox * px_mm2
-    cand = np.flatnonzero((area >= 40.0) & (area <= 1200.0))
-    cand = cand[cand > 0]
-    if cand.size == 0:
-        return None
-    if cand.size > 5000:  # noise specks: keep the biggest
-        cand = cand[np.argsort(area[cand])[-5000:]]
-    com = np.asarray(ndi.center_of_mass(internal_air, lab, [int(k) for k in cand]), float)
-    com = np.atleast_2d(com)
+    area = to_numpy(xp.bincount(lab.ravel(), minlength=n + 1)).astype(float)
+    objs = ndi.find_objects(lab)
     del lab
-    near = np.abs(com[:, 2] - body_center_x) * grid.spacing_zyx[2] <= 40.0
-    cand, com = cand[near], com[near]
-    if cand.size == 0:
+    sy, sx = grid.spacing_zyx[1], grid.spacing_zyx[2]
+    rows = []  # (z, cy, cx) of plausible cross-sections
+    for k, sl in enumerate(objs, start=1):
+        if sl is None:
+            continue
+        a = area[k] * sy * sx
+        if not 40.0 <= a <= 1200.0:
+            continue
+        h = (sl[1].stop - sl[1].start) * sy
+        w = (sl[2].stop - sl[2].start) * sx
+        if max(h, w) > 2.5 * max(min(h, w), 1e-6) or max(h, w) > 50.0:
+            continue
+        cx = 0.5 * (sl[2].start + sl[2].stop - 1)
+        cy = 0.5 * (sl[1].start + sl[1].stop - 1)
+        if abs(cx - body_center_x) * sx > 40.0:
+            continue
+        rows.append((sl[0].start + z0, cy, cx))
+    if not rows:
         return None
-    zs = np.rint(com[:, 0]).astype(int)
-    order = np.argsort(-zs if superior_high else zs)
+    cand = np.asarray(rows, float)
+    zs = cand[:, 0].astype(int)
+    order = np.argsort(-zs if superior_high else zs, kind="stable")
     need = max(2, int(round(15.0 / grid.spacing_zyx[0])))  # present over ~15 mm of slices
     step = -1 if superior_high else 1
     for i in order:
-        z0, x0, y0 = zs[i], com[i, 2], com[i, 1]
+        zi, yi, xi = zs[i], cand[i, 1], cand[i, 2]
         hits = 0
         for k in range(1, need + 1):
-            zk = z0 + step * k
-            sel = (zs == zk) & (np.hypot((com[:, 2] - x0) * grid.spacing_zyx[2],
-                                         (com[:, 1] - y0) * grid.spacing_zyx[1]) <= 10.0)
+            sel = (zs == zi + step * k) & (
+                np.hypot((cand[:, 2] - xi) * sx, (cand[:, 1] - yi) * sy) <= 10.0)
             hits += bool(sel.any())
         if hits >= need - 1:
-            return int(z0), int(cand[i])
+            return int(zi), float(xi)
     return None
 
 
@@ -109,10 +121,10 @@ def grow_airway(xp: Any, ndi: Any, c: Any, internal_air: Any, grid: Grid, superi
     found = find_trachea_seed(xp, ndi, internal_air, grid, superior_high, body_center_x)
     if found is None:
         return None
-    seed_z, _ = found
+    seed_z, seed_x = found
     lab2, _ = ndi.label(internal_air[seed_z], structure=STRUCT_2D[1])
-    # the seed component in its slice: the one nearest the midline with a plausible area
-    seed2d = _seed_component(xp, lab2, grid, body_center_x)
+    # the seed component in its slice: the one nearest the found centre with a plausible area
+    seed2d = _seed_component(xp, lab2, grid, seed_x)
     if seed2d is None:
         return None
     voxel_ml = grid.coarse_voxel_mm3 / 1000.0
@@ -134,15 +146,23 @@ def grow_airway(xp: Any, ndi: Any, c: Any, internal_air: Any, grid: Grid, superi
     if chosen is None:
         return None
     grown, t, ml = chosen
-    thick = opening(xp_ndi := ndi, grown, grid.box(thick_radius_mm))
-    lab, n = xp_ndi.label(thick, structure=STRUCT_3D)
-    ids = xp.unique(lab[seed_z][seed2d & thick[seed_z]])
-    ids = ids[ids > 0]
-    lumen = xp.isin(lab, ids) if ids.size else grown & False
+    thick = opening(ndi, grown, grid.box(thick_radius_mm))
+    # every thick piece of the grown tree is airway (the opening may cut the tree where noise
+    # narrows it); crumbs under 2 % of the largest piece are dropped
+    lab, n = ndi.label(thick, structure=STRUCT_3D)
+    if n == 0:
+        lumen = xp.zeros_like(grown)
+    else:
+        sizes = xp.bincount(lab.ravel(), minlength=n + 1)
+        sizes[0] = 0
+        keep = sizes >= 0.02 * sizes.max()
+        keep[0] = False
+        lumen = keep[lab]
     del lab
-    # the trachea is the part whose cross-section stays a single blob; the carina is its end
+    for _ in range(2):  # give back the lumen's edge that the opening shaved off
+        lumen = dilate(ndi, lumen, (3, 3, 3)) & grown
     carina = _carina(xp, ndi, lumen, seed_z, superior_high)
-    cx = _centroid_x(xp, lumen[seed_z]) if bool(lumen[seed_z].any()) else body_center_x
+    cx = _centroid_x(xp, lumen.any(axis=0)) if bool(lumen.any()) else body_center_x
     return Airway(lumen=lumen, seed_z=seed_z, center_x=cx, threshold_hu=float(t),
                   grown_ml=ml, carina_z=carina)
 
@@ -169,18 +189,34 @@ def _centroid_x(xp: Any, mask2d: Any) -> float:
 
 
 def _carina(xp: Any, ndi: Any, lumen: Any, seed_z: int, superior_high: bool) -> int | None:
-    """First slice, going down from the seed, where the airway splits into two blobs."""
     box = bbox(xp, lumen)
     if box is None:
         return None
-    sub = lumen[box]
-    lab, _ = ndi.label(sub, structure=STRUCT_2D)
-    lab = to_numpy(lab)
-    z0 = box[0].start
-    zs = range(sub.shape[0] - 1, -1, -1) if superior_high else range(sub.shape[0])
-    for k in zs:
-        if len(np.unique(lab[k])) - 1 >= 2:
-            return z0 + k
+    sub = to_numpy(lumen[box])
+    k = carina_index(sub, superior_high)
+    return None if k is None else box[0].start + k
+
+
+def carina_index(lumen: np.ndarray, superior_high: bool) -> int | None:
+    """Slice where the trachea divides: going down, after a single-blob trachea has been seen,
+    the first slice holding two blobs that are each at least a fifth of the trachea's area.
+
+    Works on a host bool (z, y, x) airway mask; None where the division is not seen.
+    """
+    lab, _ = sndi.label(lumen, structure=STRUCT_2D)
+    zs = range(lumen.shape[0] - 1, -1, -1) if superior_high else range(lumen.shape[0])
+    trachea_area = 0.0
+    for z in zs:
+        areas = np.bincount(lab[z].ravel())[1:]
+        areas = np.sort(areas[areas > 0])[::-1]
+        if areas.size == 0:
+            if trachea_area:
+                break
+            continue
+        if trachea_area and areas.size >= 2 and areas[1] >= 0.2 * trachea_area:
+            return int(z)
+        if areas.size == 1 or areas[1] < 0.2 * areas[0]:
+            trachea_area = trachea_area if trachea_area else max(trachea_area, float(areas[0]))
     return None
 
 

@@ -111,16 +111,70 @@ def full_slices(box: tuple[slice, ...], grid: Grid) -> tuple[slice, ...]:
     )
 
 
+def _sl(axis: int, s: slice) -> tuple[slice, ...]:
+    idx = [slice(None)] * 3
+    idx[axis] = s
+    return tuple(idx)
+
+
+def _dilate_axis(m: Any, axis: int, r: int) -> Any:
+    """OR over a window of 2r+1 along one axis (outside the array counts as False).
+
+    Windows are built by doubling (van Herk style), so the cost grows with log(r); each step is
+    a shifted in-place OR, which NumPy and CuPy both run at memory speed.
+    """
+    n = m.shape[axis]
+    if r <= 0:
+        return m
+    if r >= n - 1:  # every window spans the whole axis
+        out = m.copy()
+        out[...] = m.any(axis=axis, keepdims=True)
+        return out
+    if r <= 2:  # a few shifted ORs are cheaper than the doubling scheme
+        out = m.copy()
+        for k in range(1, r + 1):
+            out[_sl(axis, slice(k, None))] |= m[_sl(axis, slice(0, n - k))]
+            out[_sl(axis, slice(0, n - k))] |= m[_sl(axis, slice(k, None))]
+        return out
+    length = 2 * r + 1
+    f = m.copy()  # f[i] = OR m[i .. i+w-1]
+    w = 1
+    while 2 * w <= length:
+        if w < n:
+            f[_sl(axis, slice(0, n - w))] |= f[_sl(axis, slice(w, None))]
+        w *= 2
+    g = f.copy()  # g[i] = OR m[i .. i+length-1]
+    rest = length - w
+    if 0 < rest < n:
+        g[_sl(axis, slice(0, n - rest))] |= f[_sl(axis, slice(rest, None))]
+    out = g.copy()  # out[i] = g[i - r]
+    out[_sl(axis, slice(r, None))] = g[_sl(axis, slice(0, n - r))] if r < n else False
+    if r < n:
+        # the first r positions see a window cut by the array's start: OR of m[0 .. i+r]
+        head = m[_sl(axis, slice(0, min(n, 2 * r + 1)))]
+        acc = head.copy()
+        k = acc.shape[axis]
+        for j in range(1, k):
+            acc[_sl(axis, slice(j, j + 1))] |= acc[_sl(axis, slice(j - 1, j))]
+        for i in range(min(r, n)):
+            out[_sl(axis, slice(i, i + 1))] = acc[_sl(axis, slice(min(i + r, k - 1), min(i + r, k - 1) + 1))]
+    return out
+
+
 def dilate(ndi: Any, mask: Any, size: tuple[int, int, int]) -> Any:
-    if max(size) <= 1:
-        return mask
-    return ndi.maximum_filter(mask.astype("uint8"), size=size, mode="constant", cval=0) > 0
+    """Binary dilation with a box of odd ``size`` (z, y, x); outside the volume is background."""
+    out = mask
+    for axis, sz in enumerate(size):
+        if sz > 1:
+            out = _dilate_axis(out, axis, sz // 2)
+    return out
 
 
 def erode(ndi: Any, mask: Any, size: tuple[int, int, int]) -> Any:
+    """Binary erosion with a box of odd ``size``; outside the volume counts as foreground."""
     if max(size) <= 1:
         return mask
-    return ndi.minimum_filter(mask.astype("uint8"), size=size, mode="nearest") > 0
+    return ~dilate(ndi, ~mask, size)
 
 
 def closing(ndi: Any, mask: Any, size: tuple[int, int, int]) -> Any:

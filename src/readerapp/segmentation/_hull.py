@@ -52,7 +52,7 @@ def hull_defects(side: np.ndarray, lateral_sign: int) -> np.ndarray:
     nz, ny, nx = side.shape
     out = np.zeros_like(side)
     xs = np.arange(nx)
-    any_row = side.any(axis=2)
+    any_row: np.ndarray = np.asarray(side.any(axis=2))
     first = np.where(any_row, side.argmax(axis=2), -1)
     last = np.where(any_row, nx - 1 - side[:, :, ::-1].argmax(axis=2), -1)
     for z in range(nz):
@@ -84,11 +84,37 @@ def hull_defects(side: np.ndarray, lateral_sign: int) -> np.ndarray:
     return out
 
 
+def _main_parts(side: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
+    """The side's mask without slivers under ``min_fraction`` of its largest piece per slice.
+
+    Where the lungs touch, the midline split leaves bits of the other lung on this side; a hull
+    through them would swallow the mediastinum between the lungs.
+    """
+    lab, n = sndi.label(side, structure=STRUCT_2D)
+    if n <= 1:
+        return side
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    area[0] = 0
+    zs = np.zeros(n + 1, int)
+    for k, sl in enumerate(sndi.find_objects(lab), start=1):
+        if sl is not None:
+            zs[k] = sl[0].start
+    best = np.zeros(side.shape[0], float)
+    np.maximum.at(best, zs[1:], area[1:])
+    keep = area >= min_fraction * best[zs]
+    keep[0] = False
+    return keep[lab]
+
+
 def complete_side(side: np.ndarray, coarse_hu: np.ndarray, body: np.ndarray, lateral_sign: int,
                   px_mm2: float, *, max_area_mm2: float, max_hu: float,
-                  pleura_px: int, min_bite_mm2: float = 50.0) -> np.ndarray:
-    """Accepted hull defects of one lung (bool, same shape)."""
-    d = hull_defects(side, lateral_sign)
+                  pleura_px: tuple[int, int], min_bite_mm2: float = 50.0) -> np.ndarray:
+    """Accepted hull defects of one lung (bool, same shape).
+
+    Works on any stack of planes whose last axis is the medial-lateral (x) axis: axial slices
+    (z, y, x) or coronal ones (y, z, x). ``pleura_px`` is the widening in (rows, columns).
+    """
+    d = hull_defects(_main_parts(side), lateral_sign)
     d &= (coarse_hu < max_hu) & body
     if not d.any():
         return d
@@ -99,8 +125,8 @@ def complete_side(side: np.ndarray, coarse_hu: np.ndarray, body: np.ndarray, lat
     d = ok[lab]
     # only real bites are widened, not the one-pixel jags of a noisy outline
     big = ok & (area >= min_bite_mm2)
-    if pleura_px > 0 and big[1:].any():
-        st = np.zeros((1, 2 * pleura_px + 1, 2 * pleura_px + 1), bool)
+    if max(pleura_px) > 0 and big[1:].any():
+        st = np.zeros((1, 2 * pleura_px[0] + 1, 2 * pleura_px[1] + 1), bool)
         st[0] = True
         grown = sndi.binary_dilation(big[lab], structure=st)
         within = sndi.binary_dilation(side | d, structure=st)

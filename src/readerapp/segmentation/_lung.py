@@ -12,17 +12,19 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
-from ._grid import STRUCT_3D, Grid, bbox, closing, holes_2d
+from ._grid import STRUCT_3D, Grid, bbox, closing, erode, holes_2d
 from ._hull import complete_side
 
 
 def lung_components(xp: Any, ndi: Any, air: Any, grid: Grid, superior_high: bool,
-                    min_ml: float) -> tuple[Any, list[str]]:
+                    min_ml: float, core_mm: float = 5.0,
+                    min_core_fraction: float = 0.3) -> tuple[Any, list[str]]:
     """Both lungs among the internal air components; bowel gas and specks are dropped.
 
-    A component is lung when it is at least a quarter of the largest, or when it is at least
-    ``min_ml`` and reaches above the largest one's mid-height (gas below the diaphragm never
-    does).
+    A component is lung when it is thick (most of it survives an in-plane erosion of
+    ``core_mm``: air sheets between the back and the table or in skin folds do not) and either at
+    least a quarter of the largest or at least ``min_ml`` and reaching above the largest one's
+    mid-height (gas below the diaphragm never does).
     """
     warnings: list[str] = []
     lab, n = ndi.label(air, structure=STRUCT_3D)
@@ -30,6 +32,10 @@ def lung_components(xp: Any, ndi: Any, air: Any, grid: Grid, superior_high: bool
         return xp.zeros_like(air), ["no air-containing region inside the body: no lung found"]
     sizes = to_numpy(xp.bincount(lab.ravel(), minlength=n + 1)).astype(float)
     sizes[0] = 0
+    core = erode(ndi, air, grid.box(core_mm, in_plane_only=True))
+    core_sizes = to_numpy(xp.bincount(lab[core], minlength=n + 1)).astype(float)
+    del core
+    sizes[core_sizes < min_core_fraction * sizes] = 0
     voxel_ml = grid.coarse_voxel_mm3 / 1000.0
     order = np.argsort(sizes)[::-1][:8]
     order = order[sizes[order] * voxel_ml >= min_ml]
@@ -63,7 +69,7 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
     vols: dict[str, float] = {}
     box_close = grid.box(closing_mm)
     margin = tuple(s + 2 for s in box_close)
-    pleura_px = grid.voxels(pleura_mm, 2)
+    pleura_y, pleura_x = grid.voxels(pleura_mm, 1), grid.voxels(pleura_mm, 2)
     for name, sel, lateral_sign in (("low_x", xs < midline_x, -1), ("high_x", xs >= midline_x, 1)):
         side = lung & sel
         vols[name] = float(side.sum()) * grid.coarse_voxel_mm3 / 1000.0
@@ -73,11 +79,12 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
         s = side[box]
         s = closing(ndi, s, box_close) & body[box]
         s |= holes_2d(xp, ndi, s, hole_max_mm2 / px_mm2)
-        # the hull step runs on the host: per-slice geometry on a small cropped mask
-        added = complete_side(to_numpy(s), to_numpy(c[box]), to_numpy(body[box]), lateral_sign,
-                              px_mm2, max_area_mm2=hull_max_mm2, max_hu=hull_max_hu,
-                              pleura_px=pleura_px)
-        s |= xp.asarray(added)
+        # The hull step runs on the host (per-slice geometry on a small cropped mask). Coronal
+        # hulls were tried for dependent consolidation and swallowed the liver dome on real CT.
+        sh, ch, bh = to_numpy(s), to_numpy(c[box]), to_numpy(body[box])
+        sh |= complete_side(sh, ch, bh, lateral_sign, px_mm2, max_area_mm2=hull_max_mm2,
+                            max_hu=hull_max_hu, pleura_px=(pleura_y, pleura_x))
+        s = xp.asarray(sh)
         s |= holes_2d(xp, ndi, s, hole_max_mm2 / px_mm2)
         out[box] |= s
     return out, vols

@@ -59,6 +59,8 @@ class ClassicalParameters:
     denoise_inplane: bool = True
     #: A lesion voxel's raw HU may lie at most this far below -750 (no halo around lesions).
     raw_margin_hu: float = 50.0
+    #: Where denoised and raw HU differ by more than this, the voxel is on an edge: raw decides.
+    edge_hu: float = 150.0
 
 
 class ClassicalSegmenter:
@@ -179,5 +181,6 @@ class ClassicalSegmenter:
         lung_full = core | (up(dil_c & ~airway_excl) & (den < p.aerated_below_hu))
         lung_full |= up(lung_c) & dense_added
         lung_full &= valid
-        labels[fbox] = label_full(xp, lung_full, up(region_c), den, h, p.raw_margin_hu)
+        labels[fbox] = label_full(xp, lung_full, up(region_c), den, h, p.raw_margin_hu,
+                                  p.edge_hu)
         return labels

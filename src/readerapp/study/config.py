@@ -25,6 +25,7 @@ Example (TOML)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -97,7 +98,7 @@ class StudyConfig:
         """Validate a parsed configuration; every problem names ``source`` and the setting."""
         if not isinstance(d, dict):
             raise StudyConfigError(f"{source}: expected a table/object at the top level")
-        known = {f for f in cls.__dataclass_fields__}
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise StudyConfigError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -154,12 +155,13 @@ def _str_tuple(v: Any, key: str, source: str) -> tuple[str, ...]:
 def _sub(v: Any, cls: type, key: str, source: str) -> Any:
     if not isinstance(v, dict):
         raise StudyConfigError(f"{source}: '{key}' must be a table/object")
-    fields = cls.__dataclass_fields__
-    unknown = set(v) - set(fields)
+    fields = dataclasses.fields(cls)
+    unknown = set(v) - {f.name for f in fields}
     if unknown:
         raise StudyConfigError(f"{source}: unknown {key} setting(s) {', '.join(sorted(unknown))}")
     out = {}
-    for name, f in fields.items():
+    for f in fields:
+        name = f.name
         if name not in v:
             continue
         val = v[name]

@@ -13,11 +13,12 @@ variable ``READERAPP_STUDY_STORAGE`` (a share every workstation mounts).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -101,6 +102,12 @@ def make_engine(url: str) -> Engine:
         raise StudyError(f"cannot use the database {u.render_as_string(hide_password=True)}: {exc}") from exc
 
 
+#: Alembic's ``context`` is process-global: one migration run at a time per process.
+_MIGRATION_LOCK = threading.Lock()
+#: Key of the PostgreSQL advisory lock that serialises migrations between workstations.
+_PG_MIGRATION_LOCK_KEY = 0x52454144  # "READ"
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration (no-op when already there)."""
     from alembic import command
@@ -108,7 +115,9 @@ def upgrade_schema(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
+    with _MIGRATION_LOCK, engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

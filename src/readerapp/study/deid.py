@@ -20,24 +20,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 #: Top-level attributes kept as they are (everything else is removed).
 KEEP = frozenset(
-    """
-    SpecificCharacterSet ImageType SOPClassUID Modality Manufacturer ManufacturerModelName
-    SliceThickness SpacingBetweenSlices KVP DataCollectionDiameter ReconstructionDiameter
-    GantryDetectorTilt TableHeight RotationDirection ExposureTime XRayTubeCurrent Exposure
-    FilterType GeneratorPower FocalSpots ConvolutionKernel PatientPosition BodyPartExamined
-    RevolutionTime SingleCollimationWidth TotalCollimationWidth TableSpeed TableFeedPerRotation
-    SpiralPitchFactor CTDIvol ScanOptions ContrastBolusAgent
-    SeriesNumber InstanceNumber ImagePositionPatient ImageOrientationPatient
-    SamplesPerPixel PhotometricInterpretation NumberOfFrames Rows Columns PixelSpacing
-    BitsAllocated BitsStored HighBit PixelRepresentation PlanarConfiguration
-    PixelPaddingValue PixelPaddingRangeLimit SmallestImagePixelValue LargestImagePixelValue
-    WindowCenter WindowWidth RescaleIntercept RescaleSlope RescaleType
-    LossyImageCompression LossyImageCompressionRatio LossyImageCompressionMethod
-    PresentationLUTShape BurnedInAnnotation
-    SharedFunctionalGroupsSequence PerFrameFunctionalGroupsSequence DimensionIndexSequence
-    DimensionOrganizationSequence DimensionOrganizationType ContentQualification
-    AcquisitionContextSequence PixelData FloatPixelData DoubleFloatPixelData
-    """.split()
+    ["SpecificCharacterSet", "ImageType", "SOPClassUID", "Modality", "Manufacturer", "ManufacturerModelName", "SliceThickness", "SpacingBetweenSlices", "KVP", "DataCollectionDiameter", "ReconstructionDiameter", "GantryDetectorTilt", "TableHeight", "RotationDirection", "ExposureTime", "XRayTubeCurrent", "Exposure", "FilterType", "GeneratorPower", "FocalSpots", "ConvolutionKernel", "PatientPosition", "BodyPartExamined", "RevolutionTime", "SingleCollimationWidth", "TotalCollimationWidth", "TableSpeed", "TableFeedPerRotation", "SpiralPitchFactor", "CTDIvol", "ScanOptions", "ContrastBolusAgent", "SeriesNumber", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration", "PixelPaddingValue", "PixelPaddingRangeLimit", "SmallestImagePixelValue", "LargestImagePixelValue", "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope", "RescaleType", "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod", "PresentationLUTShape", "BurnedInAnnotation", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "DimensionIndexSequence", "DimensionOrganizationSequence", "DimensionOrganizationType", "ContentQualification", "AcquisitionContextSequence", "PixelData", "FloatPixelData", "DoubleFloatPixelData"]
 )
 
 #: Attributes whose UIDs are instance identifiers and get remapped (all other kept UIDs are

@@ -14,9 +14,10 @@ import csv
 import hashlib
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -25,9 +26,7 @@ from . import audit, rules
 from .auth import Actor, Role, require
 from .errors import ImportDataError, StudyError
 from .models import Adjudication, Case, CaseLink, Randomization, Read, User, snapshot
-
-if TYPE_CHECKING:
-    from .service import StudyService
+from .reading import ReadingMixin, _latest_signed
 
 ENDPOINTS_CSV = "endpoints.csv"
 
@@ -77,8 +76,8 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class ExportMixin:
-    def import_randomization(self: StudyService, actor: Actor, path: str | os.PathLike[str]) -> int:
+class ExportMixin(ReadingMixin):
+    def import_randomization(self, actor: Actor, path: str | os.PathLike[str]) -> int:
         """Load ``subject,arm`` rows (replacing a subject's earlier arm, audited)."""
         require(actor, Role.STATISTICIAN, action="importing the randomization list")
         p = Path(path)
@@ -111,7 +110,7 @@ class ExportMixin:
                                     reason=f"re-imported from {p.name}")
         return len(rows)
 
-    def case_links(self: StudyService, actor: Actor) -> list[dict[str, str]]:
+    def case_links(self, actor: Actor) -> list[dict[str, str]]:
         """Case code to subject, visit and date (administrator and statistician only)."""
         require(actor, Role.ADMIN, Role.STATISTICIAN, action="the case link table")
         with self.db.transaction() as s:
@@ -121,14 +120,18 @@ class ExportMixin:
             ]
 
     def export(
-        self: StudyService,
+        self,
         actor: Actor,
         out_dir: str | os.PathLike[str],
         randomization: str | os.PathLike[str] | None = None,
         *,
         dicom: bool = True,
+        dicom_cases: Collection[str] | None = None,
     ) -> ExportResult:
-        """Write endpoints.csv (and SEG + SR per final read) into ``out_dir``; audited."""
+        """Write endpoints.csv (and SEG + SR per final read) into ``out_dir``; audited.
+
+        ``dicom_cases`` limits the SEG/SR objects to those case codes (all final reads if None).
+        """
         require(actor, Role.STATISTICIAN, action="exporting")
         if randomization is not None:
             self.import_randomization(actor, randomization)
@@ -136,8 +139,6 @@ class ExportMixin:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         vindex = {v: i for i, v in enumerate(cfg.visits)}
-        from .reading import _latest_signed
-
         rows: list[dict[str, Any]] = []
         finals: list[tuple[CaseLink, Case, list[Read]]] = []
         with self.db.transaction() as s:
@@ -214,14 +215,15 @@ class ExportMixin:
         result = ExportResult(folder=out, csv_path=csv_path, rows=len(rows))
         if dicom:
             for link, case, reads in finals:
-                self._export_dicom(link, case, reads, out, result)
+                if dicom_cases is None or case.code in dicom_cases:
+                    self._export_dicom(link, case, reads, out, result)
         files = {str(p.relative_to(out)): _sha(p) for p in [csv_path, *result.dicom_files]}
         with self.db.transaction() as s:
             self._audit_event(s, actor.user_id, actor.name, "export", "export", out.name,
                               new={"rows": len(rows), "files": files, "problems": result.problems})
         return result
 
-    def _export_dicom(self: StudyService, link: CaseLink, case: Case, reads: list[Read], out: Path,
+    def _export_dicom(self, link: CaseLink, case: Case, reads: list[Read], out: Path,
                       result: ExportResult) -> None:
         from ..readfile import load_read
         from .dicom_export import load_source_images, write_seg, write_sr

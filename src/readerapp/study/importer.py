@@ -16,7 +16,6 @@ import shutil
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -25,9 +24,7 @@ from .auth import Actor, Role, require
 from .deid import UidMapper, deidentify, sha256_bytes
 from .errors import ImportDataError
 from .models import Case, CaseLink, Study
-
-if TYPE_CHECKING:
-    from .service import StudyService
+from .reading import ReadingMixin
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed safely
 
@@ -123,14 +120,16 @@ def _header_date(ds) -> str:
     return ""
 
 
-class ImportMixin:
-    def import_manifest(self: StudyService, actor: Actor, manifest: str | Path) -> list[str]:
+class ImportMixin(ReadingMixin):
+    def import_manifest(self, actor: Actor, manifest: str | Path) -> list[str]:
+        require(actor, Role.ADMIN, action="importing scans")
         return self.import_entries(actor, parse_manifest(manifest))
 
-    def import_folder(self: StudyService, actor: Actor, root: str | Path) -> list[str]:
+    def import_folder(self, actor: Actor, root: str | Path) -> list[str]:
+        require(actor, Role.ADMIN, action="importing scans")
         return self.import_entries(actor, scan_folder_tree(root, self.config.visits))
 
-    def import_entries(self: StudyService, actor: Actor, entries: list[ImportEntry]) -> list[str]:
+    def import_entries(self, actor: Actor, entries: list[ImportEntry]) -> list[str]:
         """Import every entry or none; returns the new case codes (in entry order)."""
         require(actor, Role.ADMIN, action="importing scans")
         cfg = self.config
@@ -190,7 +189,7 @@ class ImportMixin:
             raise
         return [p[1] for p in prepared]
 
-    def _copy_deidentified(self: StudyService, e: ImportEntry, code: str, uids: UidMapper, written: list[Path]):
+    def _copy_deidentified(self, e: ImportEntry, code: str, uids: UidMapper, written: list[Path]):
         datasets = _read_series(e.folder)
         dest = self.storage / "cases" / code
         dest.mkdir(parents=True, exist_ok=False)

@@ -169,7 +169,7 @@ AUDITED: dict[str, type[Base]] = {
 def row_key(obj: Base) -> str:
     """The primary key of a row as text (the audit trail's entity_id)."""
     mapper = obj.__mapper__
-    return "/".join(str(getattr(obj, c.key)) for c in mapper.primary_key)
+    return "/".join(str(getattr(obj, str(c.key))) for c in mapper.primary_key)
 
 
 def snapshot(obj: Base) -> dict[str, Any]:

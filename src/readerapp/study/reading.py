@@ -27,16 +27,19 @@ from sqlalchemy.orm import Session
 from ..errors import ReaderAppError
 from . import audit, rules
 from .auth import Actor, Role, require
+from .base import ServiceBase
 from .errors import ImportDataError, StudyError, StudyPermissionError, StudyStateError
 from .models import Adjudication, Case, Read, snapshot
 
 if TYPE_CHECKING:
     from ..volume import CTVolume
-    from .service import StudyService
 
 log = logging.getLogger(__name__)
 
 LabelsArg = np.ndarray | str | Path
+
+#: Recently opened case volumes kept in memory (a few full-size chest CTs).
+VOLUME_CACHE_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,11 @@ def _flat_view(r: Read) -> dict[str, Any]:
     return flat
 
 
-class ReadingMixin:
+class ReadingMixin(ServiceBase):
     _volumes: OrderedDict[str, CTVolume]
 
     # --- cases and volumes ----------------------------------------------------------------
-    def _load_volume_folder(self: StudyService, folder: Path, source: Path | None = None) -> CTVolume:
+    def _load_volume_folder(self, folder: Path, source: Path | None = None) -> CTVolume:
         from ..io.dicom import load_series
 
         try:
@@ -130,7 +133,7 @@ class ReadingMixin:
             raise ImportDataError(f"{source or folder}: expected one CT series, found {len(vols)}")
         return vols[0]
 
-    def _case_volume(self: StudyService, case: Case) -> CTVolume:
+    def _case_volume(self, case: Case) -> CTVolume:
         cache = self.__dict__.setdefault("_volumes", OrderedDict())
         if case.code in cache:
             cache.move_to_end(case.code)
@@ -142,30 +145,30 @@ class ReadingMixin:
                 raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
         vol = self._load_volume_folder(folder)
         cache[case.code] = vol
-        while len(cache) > 4:
+        while len(cache) > 1 and sum(v.hu.nbytes for v in cache.values()) > VOLUME_CACHE_BYTES:
             cache.popitem(last=False)
         return vol
 
-    def _visible_case(self: StudyService, s: Session, actor: Actor, code: str) -> Case:
+    def _visible_case(self, s: Session, actor: Actor, code: str) -> Case:
         case = self._case(s, code)
         if actor.role is Role.ADJUDICATOR and case.status not in ("discordant", "adjudicated"):
             raise StudyPermissionError(f"case {code} is not waiting for adjudication")
         return case
 
-    def case_folder(self: StudyService, actor: Actor, code: str) -> Path:
+    def case_folder(self, actor: Actor, code: str) -> Path:
         """The de-identified DICOM folder of a case, to open in the workstation."""
         require(actor, Role.READER, Role.ADJUDICATOR, action="opening a case")
         with self.db.transaction() as s:
             return self.storage / self._visible_case(s, actor, code).folder
 
-    def case_volume(self: StudyService, actor: Actor, code: str) -> CTVolume:
+    def case_volume(self, actor: Actor, code: str) -> CTVolume:
         require(actor, Role.READER, Role.ADJUDICATOR, action="opening a case")
         with self.db.transaction() as s:
             case = self._visible_case(s, actor, code)
         return self._case_volume(case)
 
     # --- reads ------------------------------------------------------------------------------
-    def _info(self: StudyService, s: Session, r: Read) -> ReadInfo:
+    def _info(self, s: Session, r: Read) -> ReadInfo:
         case = s.get(Case, r.case_id)
         folder = self.storage / r.folder
         return ReadInfo(
@@ -176,7 +179,7 @@ class ReadingMixin:
             form=json.loads(r.form_json), endpoints=json.loads(r.endpoints_json),
         )
 
-    def _write_read_folder(self: StudyService, case: Case, labels: LabelsArg, form: Any,
+    def _write_read_folder(self, case: Case, labels: LabelsArg, form: Any,
                            source: str, extra: dict[str, Any]) -> tuple[str, str, dict, dict]:
         """Measure and save a read folder; returns (relative folder, labels sha, form, endpoints)."""
         from ..analysis import measure
@@ -198,7 +201,7 @@ class ReadingMixin:
         return rel, meta["labels_sha256"], rf.to_dict(), result.endpoints.to_dict()
 
     def save_read(
-        self: StudyService,
+        self,
         actor: Actor,
         code: str,
         labels: LabelsArg,
@@ -260,7 +263,7 @@ class ReadingMixin:
             shutil.rmtree(self.storage / old_folder, ignore_errors=True)
         return info
 
-    def sign_read(self: StudyService, actor: Actor, read_id: int, password: str) -> ReadInfo:
+    def sign_read(self, actor: Actor, read_id: int, password: str) -> ReadInfo:
         """Electronic signature: the password again, the study's stated meaning, then locked."""
         require(actor, Role.READER, action="signing a read")
         self.reauthenticate(actor, password)
@@ -289,18 +292,18 @@ class ReadingMixin:
             self._evaluate_case(s, actor, case)
             return self._info(s, row)
 
-    def submit_read(self: StudyService, actor: Actor, code: str, labels: LabelsArg, form: Any,
+    def submit_read(self, actor: Actor, code: str, labels: LabelsArg, form: Any,
                     password: str, *, reason: str | None = None, source: str = "corrected") -> ReadInfo:
         """Save and sign in one step (reads made elsewhere, ``readerapp read submit``)."""
         info = self.save_read(actor, code, labels, form, source=source, reason=reason)
         return self.sign_read(actor, info.id, password)
 
-    def _check_labels(self: StudyService, row: Read) -> None:
+    def _check_labels(self, row: Read) -> None:
         p = self.storage / row.folder / "labels.nii.gz"
         if not p.is_file() or _sha256_file(p) != row.labels_sha256:
             raise StudyError(f"read {row.id}: its label map {p} is missing or changed (checksum)")
 
-    def get_read(self: StudyService, actor: Actor, read_id: int) -> ReadInfo:
+    def get_read(self, actor: Actor, read_id: int) -> ReadInfo:
         """A read, if the actor may see it: readers their own only; adjudicators the reads of
         cases waiting for (or done by) their adjudication."""
         require(actor, Role.READER, Role.ADJUDICATOR, action="opening a read")
@@ -317,7 +320,7 @@ class ReadingMixin:
                     raise StudyPermissionError(f"read {read_id} is not waiting for your adjudication")
             return self._info(s, row)
 
-    def my_reads(self: StudyService, actor: Actor, code: str) -> list[ReadInfo]:
+    def my_reads(self, actor: Actor, code: str) -> list[ReadInfo]:
         """Every version of the reader's own reads of a case, oldest first."""
         require(actor, Role.READER, action="listing your reads")
         with self.db.transaction() as s:
@@ -326,7 +329,7 @@ class ReadingMixin:
                              .order_by(Read.version))
             return [self._info(s, r) for r in rows]
 
-    def _evaluate_case(self: StudyService, s: Session, actor: Actor, case: Case) -> None:
+    def _evaluate_case(self, s: Session, actor: Actor, case: Case) -> None:
         if case.status == "adjudicated":
             return
         reads = _latest_signed(s, case.id)
@@ -343,7 +346,7 @@ class ReadingMixin:
             self._audit_row(s, actor, "case.status", case, old=old, reason=why)
 
     # --- adjudication ---------------------------------------------------------------------
-    def adjudication_worklist(self: StudyService, actor: Actor) -> list[AdjudicationEntry]:
+    def adjudication_worklist(self, actor: Actor) -> list[AdjudicationEntry]:
         require(actor, Role.ADJUDICATOR, action="the adjudication worklist")
         out = []
         with self.db.transaction() as s:
@@ -359,7 +362,7 @@ class ReadingMixin:
                                              c.reasons))
         return out
 
-    def adjudication_view(self: StudyService, actor: Actor, code: str) -> AdjudicationView:
+    def adjudication_view(self, actor: Actor, code: str) -> AdjudicationView:
         require(actor, Role.ADJUDICATOR, action="adjudicating")
         with self.db.transaction() as s:
             case = self._visible_case(s, actor, code)
@@ -378,7 +381,7 @@ class ReadingMixin:
             )
 
     def adjudicate(
-        self: StudyService,
+        self,
         actor: Actor,
         code: str,
         password: str,

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from . import audit
 from .auth import (
@@ -42,11 +41,8 @@ from .errors import (
 from .export import ExportMixin
 from .importer import ImportMixin
 from .models import AuditLog, AuthState, Case, CaseLink, Read, Study, User, snapshot
-from .reading import ReadingMixin
 
 log = logging.getLogger(__name__)
-
-SYSTEM = "system"
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ class WorklistEntry:
     visit: str | None = None
 
 
-class StudyService(ImportMixin, ReadingMixin, ExportMixin):
+class StudyService(ImportMixin, ExportMixin):
     """One open study database (SQLite file or PostgreSQL URL) and its storage folder."""
 
     def __init__(
@@ -78,22 +74,6 @@ class StudyService(ImportMixin, ReadingMixin, ExportMixin):
         self._config: StudyConfig | None = None
 
     # --- the study ------------------------------------------------------------------------
-    @property
-    def storage(self) -> Path:
-        return self.db.storage
-
-    @property
-    def config(self) -> StudyConfig:
-        if self._config is None:
-            with self.db.transaction() as s:
-                study = s.get(Study, 1)
-                if study is None:
-                    raise StudyStateError(
-                        "this database holds no study yet: create one with `readerapp study create CONFIG`"
-                    )
-                self._config = StudyConfig.from_json(study.config_json)
-        return self._config
-
     def create_study(self, config: StudyConfig, actor: Actor | None = None) -> None:
         """Set the study up (once per database). Before any user exists no actor is needed;
         afterwards only an administrator may."""
@@ -161,54 +141,56 @@ class StudyService(ImportMixin, ReadingMixin, ExportMixin):
             self._audit_row(s, actor, "user.enable" if active else "user.disable", user, old=old, reason=reason)
 
     def login(self, name: str, password: str) -> Actor:
-        """Check the password; lock the account after the study's number of failures."""
+        """Check the password; lock the account after the study's number of failures. Every
+        attempt is audited (the failure is committed before the error is raised)."""
         sec = self.config.security
         now = self.clock()
+        failure: StudyError | None = None
         with self.db.transaction() as s:
             user = s.scalar(select(User).where(User.name == name))
-            if user is None:
+            state = None if user is None else (s.get(AuthState, user.id) or AuthState(user_id=user.id, failed_count=0))
+            if user is None or state is None:
                 self._audit_event(s, None, name, "login.failed", "user", name, reason="unknown user")
-                raise AuthenticationError("unknown user or wrong password")
-            state = s.get(AuthState, user.id) or AuthState(user_id=user.id, failed_count=0)
-            s.add(state)
-            if state.locked_until and dt.datetime.fromisoformat(state.locked_until) > now:
-                raise AccountLockedError(
+                failure = AuthenticationError("unknown user or wrong password")
+            elif state.locked_until and dt.datetime.fromisoformat(state.locked_until) > now:
+                self._audit_event(s, user.id, name, "login.refused", "user", str(user.id), reason="account locked")
+                failure = AccountLockedError(
                     f"the account {name!r} is locked after {sec.max_failed_logins} failed log-ins; "
                     f"try again after {state.locked_until[:19]} UTC or ask an administrator"
                 )
-            if not user.active:
-                raise AuthenticationError(f"the account {name!r} is disabled")
-            if not check_password(user.password_hash, password):
+            elif not user.active:
+                self._audit_event(s, user.id, name, "login.refused", "user", str(user.id), reason="account disabled")
+                failure = AuthenticationError(f"the account {name!r} is disabled")
+            elif not check_password(user.password_hash, password):
+                s.add(state)
                 state.failed_count = (state.failed_count or 0) + 1
-                locked = state.failed_count >= sec.max_failed_logins
-                if locked:
+                if state.failed_count >= sec.max_failed_logins:
                     state.locked_until = (now + dt.timedelta(minutes=sec.lockout_minutes)).isoformat()
                     state.failed_count = 0
-                self._audit_event(s, user.id, name, "login.locked" if locked else "login.failed",
-                                  "user", str(user.id))
-                # Commit the failure count even though we raise: leave the with-block first.
-                failure = AccountLockedError if locked else AuthenticationError
+                    self._audit_event(s, user.id, name, "login.locked", "user", str(user.id))
+                    failure = AccountLockedError(
+                        f"the account {name!r} is now locked for {sec.lockout_minutes:g} minutes after "
+                        f"{sec.max_failed_logins} failed log-ins"
+                    )
+                else:
+                    self._audit_event(s, user.id, name, "login.failed", "user", str(user.id))
+                    failure = AuthenticationError("unknown user or wrong password")
             else:
+                s.add(state)
                 state.failed_count = 0
                 state.locked_until = None
                 state.last_login_at = now.isoformat()
                 self._audit_event(s, user.id, name, "login", "user", str(user.id))
-                failure = None
-            actor = Actor(
-                user_id=user.id,
-                name=user.name,
-                role=Role(user.role),
-                timeout=dt.timedelta(minutes=sec.inactivity_minutes),
-                clock=self.clock,
-                last_activity=now,
-            )
-        if failure is AccountLockedError:
-            raise AccountLockedError(
-                f"the account {name!r} is now locked for {sec.lockout_minutes:g} minutes after "
-                f"{sec.max_failed_logins} failed log-ins"
-            )
+                actor = Actor(
+                    user_id=user.id,
+                    name=user.name,
+                    role=Role(user.role),
+                    timeout=dt.timedelta(minutes=sec.inactivity_minutes),
+                    clock=self.clock,
+                    last_activity=now,
+                )
         if failure is not None:
-            raise AuthenticationError("unknown user or wrong password")
+            raise failure
         return actor
 
     def reauthenticate(self, actor: Actor, password: str) -> None:
@@ -235,7 +217,7 @@ class StudyService(ImportMixin, ReadingMixin, ExportMixin):
             me = s.get(User, actor.user_id)
             assert me is not None
             cases = list(s.scalars(select(Case)))
-            mine = {}
+            mine: dict[int, Read] = {}
             for r in s.scalars(select(Read).where(Read.reader_id == actor.user_id, Read.kind == "read")):
                 if r.case_id not in mine or r.version > mine[r.case_id].version:
                     mine[r.case_id] = r
@@ -245,16 +227,16 @@ class StudyService(ImportMixin, ReadingMixin, ExportMixin):
         order = _ordered(cases, me.worklist_seed, visits, cfg)
         out = []
         for i, c in enumerate(order, 1):
-            r = mine.get(c.id)
-            status = "new" if r is None else ("signed" if r.status == "signed" else "in progress")
+            mr = mine.get(c.id)
+            status = "new" if mr is None else ("signed" if mr.status == "signed" else "in progress")
             out.append(
                 WorklistEntry(
                     position=i,
                     code=c.code,
                     status=status,
                     needs_fibrosis=c.needs_fibrosis,
-                    read_id=None if r is None else r.id,
-                    version=None if r is None else r.version,
+                    read_id=None if mr is None else mr.id,
+                    version=None if mr is None else mr.version,
                     visit=visits[c.id][1] if cfg.longitudinal and c.id in visits else None,
                 )
             )
@@ -280,29 +262,6 @@ class StudyService(ImportMixin, ReadingMixin, ExportMixin):
             self._audit_event(s, actor.user_id, actor.name, "audit.export", "audit", str(n),
                               new={"records": n, "file": Path(path).name})
         return n
-
-    # --- helpers shared by the mixins -------------------------------------------------------
-    def _user(self, s: Session, name: str) -> User:
-        user = s.scalar(select(User).where(User.name == name))
-        if user is None:
-            raise StudyError(f"no user named {name!r} in this study")
-        return user
-
-    def _case(self, s: Session, code: str) -> Case:
-        case = s.scalar(select(Case).where(Case.code == code))
-        if case is None:
-            raise StudyError(f"no case with code {code!r} in this study")
-        return case
-
-    def _audit_row(self, s: Session, actor: Actor | None, action: str, obj, *, old=None,
-                   reason: str = "", deleted: bool = False) -> None:
-        audit.append_row(s, actor.user_id if actor else None, actor.name if actor else SYSTEM,
-                         action, obj, old=old, reason=reason, deleted=deleted)
-
-    def _audit_event(self, s: Session, user_id: int | None, user_name: str, action: str,
-                     entity: str, entity_id: str, *, new=None, reason: str = "") -> None:
-        audit.append(s, user_id=user_id, user_name=user_name, action=action, entity=entity,
-                     entity_id=entity_id, new=new, reason=reason)
 
 
 def _rank(seed: str, key: str) -> str:

@@ -12,7 +12,7 @@ connection = config.attributes.get("connection")
 if connection is None:  # pragma: no cover - developer use: alembic revision --autogenerate
     from sqlalchemy import create_engine
 
-    connection = create_engine(config.get_main_option("sqlalchemy.url")).connect()
+    connection = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite://").connect()
 
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
 with context.begin_transaction():

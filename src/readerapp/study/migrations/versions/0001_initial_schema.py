@@ -2,13 +2,12 @@
 randomization, and the hash-chained audit trail with its head row.
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

@@ -1,0 +1,179 @@
+"""Workstation benchmarks for ``python -m readerapp.bench`` (run in a child process there).
+
+Measured in the real window, offscreen: brush event to updated numbers (median, 95th
+percentile), slice-change redraw, opening a 512x512x300 DICOM series to the first image (and to
+the label overlay, i.e. with auto-segmentation), and the process's peak memory with a
+512x512x600 scan open and edited.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .headless import configure_headless
+
+
+def synthetic_chest(shape: tuple[int, int, int], spacing=(0.7, 0.7, 1.0), seed: int = 0):  # type: ignore[no-untyped-def]
+    """A chest-like CT and label map built slice by slice (no full-volume float temporaries)."""
+    from ..labels import Label
+    from ..volume import CTVolume
+
+    nz, ny, nx = shape
+    rng = np.random.default_rng(seed)
+    hu = np.empty(shape, np.int16)
+    labels = np.zeros(shape, np.uint8)
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
+    yy = (yy - ny / 2) / (ny / 2)
+    xx = (xx - nx / 2) / (nx / 2)
+    body = (xx / 0.9) ** 2 + (yy / 0.65) ** 2 <= 1
+    lesions = [(0.5, -0.45, 0.05, 0.12, Label.GGO, -550), (0.35, 0.45, 0.1, 0.1, Label.CONSOLIDATION, 20),
+               (0.65, 0.4, -0.1, 0.08, Label.GGO, -600)]
+    noise = rng.normal(0, 15, size=(8, ny, nx)).astype(np.int16)
+    for z in range(nz):
+        t = (z + 0.5) / nz
+        scale = max(0.0, 1 - ((t - 0.5) / 0.45) ** 2) ** 0.5
+        sl = np.full((ny, nx), -1000, np.int16)
+        sl[body] = 40
+        lab = np.zeros((ny, nx), np.uint8)
+        if scale > 0:
+            for cx in (-0.42, 0.42):
+                lung = ((xx - cx) / (0.3 * scale + 1e-6)) ** 2 + (yy / (0.45 * scale + 1e-6)) ** 2 <= 1
+                sl[lung] = -850
+                lab[lung] = Label.LUNG
+            for zc, cx, cy, r, value, h in lesions:
+                rr = r ** 2 - (t - zc) ** 2 * 4
+                if rr > 0:
+                    m = ((xx - cx) ** 2 + (yy - cy) ** 2 <= rr) & (lab > 0)
+                    sl[m] = h
+                    lab[m] = value
+        hu[z] = sl + noise[z % 8]
+        labels[z] = lab
+    vol = CTVolume(hu=hu, spacing=spacing, series_uid=f"2.25.9{seed}{nz}")
+    return vol, labels
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def run_gui_benchmarks(
+    shape: tuple[int, int, int] = (600, 512, 512),
+    open_shape: tuple[int, int, int] = (300, 512, 512),
+    *,
+    window_size: tuple[int, int] = (1600, 1000),
+    n_dabs: int = 120,
+    with_segmentation: bool = True,
+) -> dict[str, Any]:
+    """Run the workstation benchmarks; returns numbers keyed with their units."""
+    configure_headless()
+    from PySide6 import QtCore, QtWidgets
+
+    from ..editing import Mode
+    from ..editing.session import Prepared
+    from ..io.dicom_write import write_synthetic_series
+    from .main_window import MainWindow
+    from .state import Tool
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["readerapp-bench"])
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="readerapp-guibench-") as tmp:
+        tmpd = Path(tmp)
+        settings = QtCore.QSettings(str(tmpd / "s.ini"), QtCore.QSettings.Format.IniFormat)
+
+        def window() -> MainWindow:
+            w = MainWindow(backend="auto", journal_root=tmpd / "journal", restore_policy="discard",
+                           interactive=False, settings=settings)
+            w.resize(*window_size)
+            w.show()
+            app.processEvents()
+            return w
+
+        def wait(signal, timeout_s: float = 900) -> None:  # type: ignore[no-untyped-def]
+            loop = QtCore.QEventLoop()
+            signal.connect(loop.quit)
+            QtCore.QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+            loop.exec()
+
+        # 1. A 512x512x600 scan open: brush latency, slice redraw, memory.
+        vol, labels = synthetic_chest(shape, seed=2)
+        w = window()
+        t0 = time.perf_counter()
+        w.open_series(Prepared(vol, labels, "file"))
+        wait(w.session_ready)
+        out["open_prepared_600_s"] = time.perf_counter() - t0
+        s = w.controller.session
+        out["backend"] = s.backend
+        c = w.controller
+        c.set_tool(Tool.BRUSH)
+        c.set_mode(Mode.GGO)
+        c.set_option(radius_mm=10.0)
+        z = shape[0] // 2
+        w.state.set_cursor((z, shape[1] // 2, int(shape[2] * 0.29)))
+        app.processEvents()
+        lung = np.argwhere(labels[z] == 1)
+        y0, x0 = lung[len(lung) // 3]
+        c.event_latencies.clear()
+        frame = []
+        c.begin_paint(0, (z, y0, x0))
+        for i in range(n_dabs):
+            t1 = time.perf_counter()
+            c.move_paint((z, y0 + 20 * np.sin(i / 9), x0 + 20 * np.cos(i / 7)))
+            app.processEvents()  # the slice redraw queued by the edit
+            frame.append(time.perf_counter() - t1)
+        c.end_paint()
+        lat = [1000 * v for v in c.event_latencies[1:]]
+        out["brush_to_numbers_median_ms"] = _pct(lat, 50)
+        out["brush_to_numbers_p95_ms"] = _pct(lat, 95)
+        out["brush_to_redrawn_slice_median_ms"] = _pct([1000 * v for v in frame], 50)
+        out["brush_to_redrawn_slice_p95_ms"] = _pct([1000 * v for v in frame], 95)
+        t1 = time.perf_counter()
+        w.volume_view.rebuild()
+        out["surface_rebuild_3d_ms"] = 1000 * (time.perf_counter() - t1)
+        redraw = []
+        for i in range(30):
+            t1 = time.perf_counter()
+            w.state.step_slice(0, 1 if i < 15 else -1)
+            redraw.append(1000 * (time.perf_counter() - t1))
+        out["slice_change_redraw_median_ms"] = _pct(redraw, 50)
+        out["slice_change_redraw_p95_ms"] = _pct(redraw, 95)
+        out["undo_history_kb"] = s.editor.history_bytes / 1024
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out["peak_rss_mb_with_600_slices_open"] = rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        out["volume_and_labels_mb"] = (vol.hu.nbytes + labels.nbytes) / 2**20
+        w.close()
+        del w, s, vol, labels
+        app.processEvents()
+
+        # 2. Opening a 512x512x300 DICOM series: first image, then labels (auto-segmentation).
+        vol, _ = synthetic_chest(open_shape, seed=1)
+        series = tmpd / "series"
+        write_synthetic_series(vol, series)
+        del vol
+        w = window()
+        t0 = time.perf_counter()
+        w.first_image.connect(lambda: out.setdefault("open_to_first_image_s", time.perf_counter() - t0))
+        w.open_series([str(series)])
+        wait(w.first_image)
+        if with_segmentation:
+            wait(w.session_ready)
+            out["open_to_labels_shown_s"] = time.perf_counter() - t0
+        else:
+            w.cancel_loading()
+        while w._thread is not None:
+            app.processEvents()
+        w.close()
+
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+
+    print(json.dumps(run_gui_benchmarks(), indent=2))

@@ -1,0 +1,114 @@
+"""From a PACS into the blinded study, and the final read back to the PACS.
+
+``retrieve_study`` brings a study's CT series into the staging folder (resumable);
+``import_series`` hands a staged series to the study workflow, which de-identifies it on arrival
+under a random case code; ``send_files`` sends SEG and SR objects back. The staged copy still
+carries the patient's identity, so it is removed after a successful import unless asked to keep it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import PacsError
+from ..progress import ProgressFn, no_progress, scaled
+from .models import PacsClient, RetrieveResult, SendResult, SeriesHit
+
+ROUTES = ("wado", "get", "move")
+
+
+def check_route(client: PacsClient, route: str) -> None:
+    """Refuse a route the node cannot take, before anything is queried."""
+    from .dicomweb import DicomWebNode
+    from .dimse import DimseNode
+
+    if route not in ("", *ROUTES):
+        raise PacsError(f"unknown route {route!r}: choose one of {', '.join(ROUTES)}")
+    if isinstance(client, DicomWebNode) and route not in ("", "wado"):
+        raise PacsError(f"PACS {client.name!r} is a DICOMweb node: route {route!r} needs a DIMSE node")
+    if isinstance(client, DimseNode) and route == "wado":
+        raise PacsError(f"PACS {client.name!r} is a DIMSE node: choose route get or move, not {route!r}")
+
+
+def retrieve_series(
+    client: PacsClient, study_uid: str, series_uid: str, dest: Path, *, route: str = "",
+    progress: ProgressFn = no_progress,
+) -> RetrieveResult:
+    """One series by the client's route (DICOMweb: WADO-RS; DIMSE: C-GET, or C-MOVE)."""
+    from .dicomweb import DicomWebNode
+    from .dimse import DimseNode
+
+    check_route(client, route)
+    if isinstance(client, DicomWebNode):
+        return client.retrieve_series(study_uid, series_uid, dest, progress)
+    if isinstance(client, DimseNode):
+        return client.retrieve_series(study_uid, series_uid, dest, progress, route=route or "get")
+    return client.retrieve_series(study_uid, series_uid, dest, progress)
+
+
+def pick_series(client: PacsClient, study_uid: str, series_uid: str = "") -> list[SeriesHit]:
+    """The CT series of a study to retrieve: the one named, or all of them."""
+    hits = client.find_series(study_uid, modality="CT")
+    if not hits:
+        raise PacsError(f"PACS {client.name!r} has no CT series in study {study_uid} (unknown study?)")
+    if series_uid:
+        hits = [h for h in hits if h.series_uid == series_uid]
+        if not hits:
+            raise PacsError(f"PACS {client.name!r}: study {study_uid} has no CT series {series_uid}")
+    return hits
+
+
+def retrieve_study(
+    client: PacsClient, study_uid: str, dest: Path, *, series_uid: str = "", route: str = "",
+    progress: ProgressFn = no_progress,
+) -> list[RetrieveResult]:
+    """Every CT series of a study (or the one named) into ``dest``."""
+    check_route(client, route)
+    hits = pick_series(client, study_uid, series_uid)
+    out = []
+    for i, h in enumerate(hits):
+        sub = scaled(progress, i / len(hits), (i + 1) / len(hits))
+        out.append(retrieve_series(client, study_uid, h.series_uid, dest, route=route, progress=sub))
+    return out
+
+
+def import_series(
+    result: RetrieveResult, service: Any, actor: Any, subject: str, visit: str, *,
+    acquisition_date: str | None = None, keep_staging: bool = False,
+) -> str:
+    """Import a complete staged series into the study (de-identified there); the new case code."""
+    if not result.complete:
+        raise PacsError(
+            f"series {result.series_uid} is incomplete ({result.skipped + result.received} of "
+            f"{result.expected} instances, {len(result.failed)} failed): retrieve it again to resume"
+        )
+    from ..study.importer import ImportEntry
+
+    codes = service.import_entries(actor, [ImportEntry(subject, visit, result.folder, acquisition_date)])
+    if not keep_staging:
+        shutil.rmtree(result.folder, ignore_errors=True)
+    return str(codes[0])
+
+
+def send_files(client: PacsClient, paths: list[Path], progress: ProgressFn = no_progress) -> SendResult:
+    """Send DICOM files (a SEG, an SR, or folders of them) by the client's route."""
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*.dcm") if f.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise PacsError(f"{p}: no such file or folder")
+    if not files:
+        raise PacsError(f"nothing to send: no .dcm files in {', '.join(map(str, paths))}")
+    result = client.send(files, progress)
+    if result.failed:
+        raise PacsError(
+            f"PACS {client.name!r} refused {len(result.failed)} of {len(files)} objects: "
+            + "; ".join(result.failed[:3])
+        )
+    return result

@@ -1,0 +1,195 @@
+"""The real window, headless: open, paint with the mouse, numbers follow, undo restores exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from guikit import drag, voxel_to_widget
+
+from readerapp.labels import Label
+from readerapp.phantom import make_chest_phantom
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_chest_phantom((40, 96, 96), (3.0, 3.0, 5.0), seed=3)
+
+
+def _blank(pixels: np.ndarray) -> bool:
+    return pixels.size == 0 or float(pixels.reshape(-1, 3).std(axis=0).max()) < 2.0
+
+
+def test_phantom_paint_numbers_follow_and_undo_restores(make_window, open_scan, phantom, qtbot):
+    from readerapp.gui.state import Tool
+    from readerapp.editing import Mode
+
+    w = make_window()
+    s = open_scan(w, phantom.volume)
+    start = w.numbers.current.copy()
+    assert start["lesion_volume_ml"] == pytest.approx(
+        s.initial_endpoints.lesion_volume_ml) and "Backend: NumPy" in w.numbers.backend_label.text()
+    axial = w.slice_views[0]
+    z = s.labels.shape[0] // 2
+    w.state.set_cursor((z, 48, 48))
+    lung_vox = np.argwhere(s.labels[z] == Label.LUNG)
+    y, x = lung_vox[len(lung_vox) // 2]
+    w.controller.set_tool(Tool.BRUSH)
+    w.controller.set_mode(Mode.CONSOLIDATION)
+    w.controller.set_option(radius_mm=6.0)
+    before = s.labels.copy()
+    drag(qtbot, axial, [(z, y, x), (z, y, x + 3), (z, y + 2, x + 3)])
+    changed = int((s.labels != before).sum())
+    assert changed > 5 and s.editor.undo_depth == 1
+    now = w.numbers.current
+    gained = int(((s.labels == Label.CONSOLIDATION) & (before != Label.CONSOLIDATION)).sum())
+    assert now["consolidation_volume_ml"] == pytest.approx(
+        start["consolidation_volume_ml"] + gained * phantom.volume.voxel_volume_ml)
+    assert w.numbers.table.item(6, 2).text() not in ("0", "—")  # the Δ column moved
+    # Live: the numbers changed during the drag, not only at release.
+    assert len(w.controller.event_latencies) == 3
+    w.actions_["undo"].trigger()
+    assert np.array_equal(s.labels, before)
+    assert w.numbers.current == start
+    w.actions_["redo"].trigger()
+    assert int((s.labels != before).sum()) == changed
+
+
+def test_views_render_pixels_and_screenshot(make_window, open_scan, phantom, tmp_path):
+    from readerapp.gui.app import screenshot
+
+    w = make_window()
+    open_scan(w, phantom.volume)
+    w.volume_view.rebuild()
+    for v in w.views:
+        px = v.canvas.pixels()
+        assert px.shape[0] > 50 and not _blank(px), v.header.text()
+    # The lesion overlay colours are on the axial slice through a lesion.
+    out = screenshot(w, tmp_path / "shot.png")
+    from PySide6 import QtGui
+
+    img = QtGui.QImage(str(out))
+    assert img.width() == w.width() and img.height() == w.height()
+
+
+def test_linked_cursor_wheel_presets_and_maximize(make_window, open_scan, phantom, qtbot):
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    w = make_window()
+    s = open_scan(w, phantom.volume)
+    axial, coronal, sagittal = w.slice_views
+    # Ctrl+click on the axial view moves the cursor: coronal and sagittal follow.
+    target = (s.labels.shape[0] // 2, 30, 60)
+    p = voxel_to_widget(axial, target)
+    QTest.mouseClick(axial.canvas, QtCore.Qt.MouseButton.LeftButton,
+                     QtCore.Qt.KeyboardModifier.ControlModifier, p)
+    assert w.state.cursor[1:] == [30, 60]
+    assert coronal.header.text().startswith("Coronal  31/") and sagittal.header.text().startswith("Sagittal  61/")
+    z0 = w.state.cursor[0]
+    ev_pos = QtCore.QPointF(p)
+    from PySide6 import QtGui
+
+    wheel = QtGui.QWheelEvent(ev_pos, axial.canvas.mapToGlobal(ev_pos), QtCore.QPoint(0, 0),
+                              QtCore.QPoint(0, 120), QtCore.Qt.MouseButton.NoButton,
+                              QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtCore.QCoreApplication.sendEvent(axial.canvas, wheel)
+    assert w.state.cursor[0] == z0 + 1
+    w.actions_["preset_mediastinum"].trigger()
+    assert (w.state.window, w.state.level) == (400.0, 40.0)
+    w.actions_["preset_lung"].trigger()
+    assert w.state.window == 1500.0
+    w.toggle_maximize(axial)
+    assert axial.isVisible() and not coronal.isVisible() and not w.volume_view.isVisible()
+    w.toggle_maximize(axial)
+    assert coronal.isVisible()
+    # Hovering reports position and HU.
+    qtbot.wait(50)
+    p = voxel_to_widget(axial, target)
+    pf = QtCore.QPointF(p)
+    move = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, pf, axial.canvas.mapToGlobal(pf),
+                             QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.NoButton,
+                             QtCore.Qt.KeyboardModifier.NoModifier)
+    QtCore.QCoreApplication.sendEvent(axial.canvas, move)
+    assert "HU" in w.pos_label.text()
+    # Overlay on/off changes the axial pixels where a lesion is drawn.
+    before = axial.compose().copy()
+    w.actions_["overlay_toggle"].trigger()
+    assert not w.state.overlay_visible
+    assert not np.array_equal(before, axial.compose()) or not (s.labels[w.state.cursor[0]] > 0).any()
+
+
+def test_forms_block_incomplete_save_then_save_and_load(make_window, open_scan, phantom, tmp_path):
+    from readerapp.forms import LOBES
+    from readerapp.readfile import load_read
+
+    w = make_window()
+    s = open_scan(w, phantom.volume)
+    w.forms.day90.setChecked(True)
+    assert w.save_read(tmp_path / "read") is None
+    assert "30 required answer" in w.errors[-1]
+    for i, lobe in enumerate(LOBES):
+        cb = w.forms.severity[lobe]
+        cb.setCurrentIndex(cb.findData(i % 6))
+    w.forms._fill_no()
+    w.forms.fibrosis["pleural_thickening"]["RLL"].setCurrentIndex(2)
+    assert w.forms.missing() == []
+    assert "Total: 10 / 25" in w.forms.total_label.text()
+    out = w.save_read(tmp_path / "read")
+    assert out is not None
+    read = load_read(out, s.volume)
+    assert np.array_equal(read.labels, s.labels)
+    assert read.form.fibrosis_patient_level()["pleural_thickening"] is True
+    assert read.form.severity_total() == 10
+    assert read.endpoints["lesion_volume_ml"] == pytest.approx(w.numbers.current["lesion_volume_ml"])
+    assert not s.modified
+
+
+def test_bad_folder_gives_a_clear_error_not_a_crash(make_window, qtbot, tmp_path):
+    w = make_window()
+    (tmp_path / "notdicom").mkdir()
+    (tmp_path / "notdicom" / "x.txt").write_text("hello")
+    with qtbot.waitSignal(w.load_failed, timeout=30_000) as sig:
+        w.open_series([str(tmp_path / "notdicom")])
+    assert "notdicom" in sig.args[0] or "DICOM" in sig.args[0]
+    assert w.controller.session is None and w.errors
+
+
+def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, qtbot):
+    from readerapp.editing import Mode
+    from readerapp.gui.state import Tool
+    from readerapp.volume import CTVolume
+
+    hu = np.full((12, 64, 64), -850, np.int16)
+    hu[4:8, 20:30, 20:30] = -500  # a GGO-density block: 400 voxels
+    vol = CTVolume(hu=hu, spacing=(2.0, 2.0, 2.0), series_uid="1.2.826.0.1.9")
+    labels = np.zeros(hu.shape, np.uint8)
+    labels[:, 8:56, 8:56] = Label.LUNG
+    from readerapp.editing.session import Prepared, ReadingSession
+
+    w = make_window()
+    sess = ReadingSession(Prepared(vol, labels, "file"), backend="numpy",
+                          journal_root=w.journal_root)
+    sess.start_journal()
+    w.set_session(sess)
+    axial = w.slice_views[0]
+    w.state.set_cursor((5, 25, 25))
+    w.controller.set_mode(Mode.GGO)
+    w.controller.set_tool(Tool.FILL)
+    w.controller.set_option(fill_3d=True)
+    drag(qtbot, axial, [(5, 25, 25)])
+    assert (sess.labels == Label.GGO).sum() == 400
+    w.controller.set_tool(Tool.REMOVE)
+    drag(qtbot, axial, [(5, 22, 22)])
+    assert (sess.labels == Label.GGO).sum() == 0
+    # Paint disks on slices 2 and 8, then fill between.
+    w.controller.set_tool(Tool.BRUSH)
+    w.controller.set_option(radius_mm=6.0, hu_limited=False)
+    for z in (2, 8):
+        w.state.set_cursor((z, 40, 40))
+        drag(qtbot, axial, [(z, 40, 40)])
+    per_slice = int((sess.labels[2] == Label.GGO).sum())
+    w.actions_["interpolate"].trigger()
+    assert [int((sess.labels[z] == Label.GGO).sum()) for z in range(3, 8)] == [per_slice] * 5
+    assert sess.editor.undo_depth == 5

@@ -1,0 +1,146 @@
+"""Segmentation and calibration on the real chest CT (skipped where ../shared/data is absent).
+
+The scan (TCIA Lung-PET-CT-Dx A0001, 64 x 5 mm slices) has no COVID-19 findings, so lesions of
+known size and density are inserted into its lungs: a ground-glass sphere, a consolidation
+sphere, and a consolidation sphere centred on the lateral pleura, half of it against the chest
+wall (the case threshold-based masks lose).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from readerapp.calibration import calibration_check
+from readerapp.labels import Label
+from readerapp.segmentation import get_segmenter
+from readerapp.volume import CTVolume
+
+pytestmark = pytest.mark.realdata
+
+#: Volume tolerance for inserted lesions (relative): their surface voxels share a 5 mm slice
+#: with lung, so each slice's partial volume decides them (measured errors 2-9 %).
+INSERTED_VOLUME_TOLERANCE = 0.2
+
+
+@lru_cache(maxsize=2)
+def load(folder: str) -> CTVolume:
+    try:
+        from readerapp.io.dicom import load_series
+    except ImportError:  # the loader is another module's; fall back to plain pydicom
+        return _load_with_pydicom(Path(folder))
+    return load_series([folder])[0]
+
+
+def _load_with_pydicom(folder: Path) -> CTVolume:
+    import pydicom
+
+    ds = [pydicom.dcmread(f) for f in sorted(folder.glob("*.dcm"))]
+    ds.sort(key=lambda d: float(d.ImagePositionPatient[2]))
+    hu = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in ds])
+    dz = float(ds[1].ImagePositionPatient[2]) - float(ds[0].ImagePositionPatient[2])
+    sy, sx = (float(v) for v in ds[0].PixelSpacing)
+    return CTVolume(hu=hu.astype(np.int16), spacing=(sx, sy, dz))
+
+
+@lru_cache(maxsize=2)
+def segmented(folder: str):
+    vol = load(folder)
+    return vol, get_segmenter().propose(vol, backend="numpy")
+
+
+def test_real_chest_ct_lungs(chest_ct_dir):
+    vol, res = segmented(str(chest_ct_dir))
+    lab = res.labels
+    vox = vol.voxel_volume_ml
+    lung = lab > 0
+    assert 2000 < lung.sum() * vox < 8000
+    # both lungs: substantial lung on either side of the trachea
+    cx = int(round(np.nonzero(res.extras["trachea"])[2].mean()))
+    right, left = lung[:, :, :cx].sum() * vox, lung[:, :, cx:].sum() * vox
+    assert right > 1000 and left > 1000
+    # trachea found and excluded (with its wall)
+    trachea = res.extras["trachea"]
+    assert trachea.sum() * vox > 10
+    assert not (lung & trachea).any()
+    # no COVID findings: a small lesion fraction (vessels, the tumour's rim, dependent density)
+    assert (lab >= 2).sum() / lung.sum() < 0.03
+    # no lung outside the body or in padding
+    assert not (lung & ~res.extras["body"]).any()
+    assert not lung[vol.hu < -1500].any()
+    assert res.warnings == []
+    assert res.total_seconds < 30
+
+
+def test_real_chest_ct_calibration(chest_ct_dir):
+    vol, res = segmented(str(chest_ct_dir))
+    cal = calibration_check(vol, res.labels, res.extras)
+    assert cal.tracheal_air_hu is not None and -1020 <= cal.tracheal_air_hu <= -960
+    assert cal.aortic_blood_hu is not None and 25 <= cal.aortic_blood_hu <= 65
+    assert not cal.contrast_enhanced
+
+
+def _sphere(shape, spacing_zyx, centre, radius_mm):
+    zz, yy, xx = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    sz, sy, sx = spacing_zyx
+    return (((zz - centre[0]) * sz) ** 2 + ((yy - centre[1]) * sy) ** 2
+            + ((xx - centre[2]) * sx) ** 2) <= radius_mm ** 2
+
+
+def test_inserted_lesions_are_recovered(chest_ct_dir):
+    vol, res = segmented(str(chest_ct_dir))
+    lung = res.labels > 0
+    sp = vol.spacing_zyx
+    rng = np.random.default_rng(11)
+    depth = ndi.distance_transform_edt(lung, sampling=sp)
+    nz = vol.shape[0]
+    zmid = slice(nz // 4, 3 * nz // 4)
+    cx = vol.shape[2] // 2
+
+    def deep_point(x_lo: int, x_hi: int, min_depth: float) -> tuple[int, int, int]:
+        d = np.zeros_like(depth)
+        d[zmid, :, x_lo:x_hi] = depth[zmid, :, x_lo:x_hi]
+        idx = np.argwhere(d >= min_depth)
+        return tuple(idx[rng.integers(len(idx))])
+
+    # a ground-glass sphere in one lung, a consolidation sphere in the other
+    ggo_c = deep_point(0, cx, 18.0)
+    cons_c = deep_point(cx, vol.shape[2], 15.0)
+    # a consolidation centred on the lateral pleura of the low-x lung at mid-height
+    z = nz // 2 + 4
+    cols = np.flatnonzero(lung[z].any(axis=0) & (np.arange(vol.shape[2]) < cx))
+    x_edge = cols[0]
+    rows = np.flatnonzero(lung[z, :, x_edge])
+    pleural_c = (z, int(rows.mean()), int(x_edge))
+
+    ggo = _sphere(vol.shape, sp, ggo_c, 15.0) & lung
+    cons = _sphere(vol.shape, sp, cons_c, 12.0) & lung
+    pleural = _sphere(vol.shape, sp, pleural_c, 18.0) & lung
+    cons |= pleural
+    ggo &= ~cons
+    hu = vol.hu.copy()
+    texture = (vol.hu.astype(np.float32) - ndi.uniform_filter(vol.hu.astype(np.float32), 5))
+    hu[ggo] = np.clip(-550 + 0.5 * texture[ggo], -740, -310).astype(np.int16)
+    hu[cons] = np.clip(20 + 0.5 * texture[cons], -280, 45).astype(np.int16)
+    vol2 = CTVolume(hu=hu, spacing=vol.spacing, direction=vol.direction)
+    res2 = get_segmenter().propose(vol2, backend="numpy")
+    lab2 = res2.labels
+
+    # compare near the inserted lesions (the scan has its own small lesion-range findings)
+    near = ndi.binary_dilation(ggo | cons, iterations=3)
+    got = (lab2 >= 2) & near
+    want = ggo | cons
+    dice = 2 * (got & want).sum() / (got.sum() + want.sum())
+    assert dice >= 0.7
+    vox = vol.voxel_volume_ml
+    for value, truth in ((Label.GGO, ggo), (Label.CONSOLIDATION, cons)):
+        v_got = ((lab2 == value) & near).sum() * vox
+        v_want = truth.sum() * vox
+        assert abs(v_got - v_want) <= INSERTED_VOLUME_TOLERANCE * v_want, (value.name, v_got, v_want)
+    # the pleural lesion stays inside the lung mask and is called consolidation
+    assert (lab2[pleural] > 0).mean() >= 0.9
+    assert (lab2[pleural] == Label.CONSOLIDATION).mean() >= 0.85
