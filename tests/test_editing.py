@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -187,10 +189,8 @@ def test_random_edits_undo_redo_match_recomputation():
             next(stroke)
             for _ in range(int(rng.integers(1, 4))):
                 stroke.send(tuple(rng.uniform(0, s - 1) for s in shape))
-            try:
+            with contextlib.suppress(StopIteration):
                 stroke.send(None)
-            except StopIteration:
-                pass
             if ed.undo_depth > pos:  # something changed: a new step
                 del states[pos + 1 :]
                 pos += 1

@@ -132,11 +132,11 @@ def test_consolidation_against_chest_wall_is_kept(name):
 def test_large_posterior_consolidation():
     ph, res = segmented("default", dependent_consolidation=True)
     dep = ph.parts["dependent_consolidation"]
-    # Known limit: its posterior tip, where it fills the lung's whole width, lies beyond any
-    # hull of the aerated lung, and the phantom's chest wall has the same density (measured:
-    # 65 % kept). The part that bites into the lung's outline must be kept.
-    assert (res.labels[dep] > 0).mean() >= 0.6
-    assert (res.labels[dep] == Label.CONSOLIDATION).mean() >= 0.6
+    # Known limit: its posterior tip, where it fills the lung's whole width over 50 mm of
+    # slices, lies beyond any hull of the aerated lung and beyond the closing along z, and the
+    # phantom's chest wall has the same density (measured: 75 % kept).
+    assert (res.labels[dep] > 0).mean() >= 0.7
+    assert (res.labels[dep] == Label.CONSOLIDATION).mean() >= 0.7
     assert dice(res.labels > 0, ph.truth > 0) >= 0.97
     assert dice(res.labels >= 2, ph.truth >= 2) >= 0.85
     # ... without swallowing the mediastinum or the chest wall
@@ -225,3 +225,45 @@ def test_cupy_gives_the_same_labels(name):
     assert (res_gpu.labels != res.labels).mean() < 1e-4
     for key in ("trachea", "body"):
         assert (res_gpu.extras[key] != res.extras[key]).mean() < 1e-4
+
+
+def test_airway_leak_control_in_emphysematous_lung():
+    """Lung at -930 HU: growing the airway at -900 or -925 HU floods the lungs; the threshold
+    must come down until the grown tree is airway-sized, and the airway still be excluded."""
+    ph = make_chest_phantom(seed=6, lesions=False)
+    hu = ph.volume.hu.copy()
+    parenchyma = ph.parts["lungs"] & ~ph.parts["vessels"]
+    hu[parenchyma] -= 80
+    vol = CTVolume(hu=hu, spacing=ph.volume.spacing, direction=ph.volume.direction)
+    res = get_segmenter().propose(vol, backend="numpy")
+    airway = res.provenance["airway"]
+    assert airway["threshold_hu"] <= -950
+    assert airway["grown_ml"] < res.provenance["parameters"]["airway_max_ml"]
+    assert (res.labels[ph.parts["airway"]] > 0).mean() < 0.02
+    assert dice(res.labels > 0, ph.truth > 0) >= 0.97
+    assert (res.labels >= 2).sum() * vol.voxel_volume_ml < 1.0
+
+
+@pytest.mark.slow
+def test_speed_full_size_scan():
+    """512 x 512 x 300 at 0.7 x 0.7 x 1 mm: the target is under 10 s on the 2-core machine
+    (measured about 3 s); the bound is loose so a busy CI machine does not fail it."""
+    ph = make_chest_phantom((300, 512, 512), (0.7, 0.7, 1.0), seed=1)
+    res = get_segmenter().propose(ph.volume, backend="numpy")
+    assert res.total_seconds < 20.0, res.timings
+    assert dice(res.labels > 0, ph.truth > 0) >= 0.98
+    assert dice(res.labels >= 2, ph.truth >= 2) >= 0.95
+
+
+def test_airway_leaking_at_every_threshold_keeps_the_lungs():
+    """Lung darker than every growing threshold: the method must warn and fall back to the
+    trachea alone instead of removing the lungs as "airway"."""
+    ph = make_chest_phantom(seed=8, lesions=False, noise_hu=5.0)
+    hu = ph.volume.hu.copy()
+    hu[ph.parts["lungs"] & ~ph.parts["vessels"]] = -1000
+    vol = CTVolume(hu=hu, spacing=ph.volume.spacing, direction=ph.volume.direction)
+    res = get_segmenter().propose(vol, backend="numpy")
+    assert any("leaked" in w for w in res.warnings)
+    assert dice(res.labels > 0, ph.truth > 0) >= 0.95
+    trachea_above_lungs = ph.parts["airway"] & ~ph.parts["lungs"].any(axis=(1, 2))[:, None, None]
+    assert (res.extras["trachea"][trachea_above_lungs]).mean() > 0.5

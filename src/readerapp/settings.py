@@ -1,8 +1,9 @@
 """Program settings: where the study database and the PACS nodes are, kept out of the code.
 
-Settings are a small JSON file in the folder each platform expects (``platformdirs``:
-``~/.config/ReaderApp`` on Linux, ``%LOCALAPPDATA%\\ReaderApp`` on Windows,
-``~/Library/Application Support/ReaderApp`` on macOS). Three layers are merged, later winning:
+Settings are a small JSON file in the folder each platform expects (``platformdirs``, named as
+``readerapp.study.db`` names the data folder: ``~/.config/ReaderApp`` on Linux,
+``%LOCALAPPDATA%\\ReaderApp\\ReaderApp`` on Windows, ``~/Library/Application Support/ReaderApp``
+on macOS). Three layers are merged, later winning:
 
 1. the embedded defaults below (a local SQLite study in the user's data folder, no PACS),
 2. a site-wide file that IT may deploy once per machine (``site_config_dir``, e.g.
@@ -252,14 +253,38 @@ def load_settings(path: Path | None = None) -> Settings:
     return Settings.from_dict(merged, source=source)
 
 
+def _diff(current: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in current.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            sub = _diff(v, base[k])
+            if sub:
+                out[k] = sub
+        elif k not in base or base[k] != v:
+            out[k] = v
+    return out
+
+
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write the user's settings file atomically; returns its path."""
+    """Write the user's settings file atomically; returns its path.
+
+    Only what differs from the embedded defaults and the site-wide file is written, so a later
+    change IT makes to the site file still reaches this user.
+    """
     for name, node in settings.pacs.items():
         node.check(name)
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    site = site_config_dir() / SETTINGS_FILE
+    base = _merge(Settings().to_dict(), _read_json(site) if site.is_file() else {})
+    base["pacs"] = {
+        name: _merge(asdict(PacsNode()), raw) if isinstance(raw, dict) else raw
+        for name, raw in (base.get("pacs") or {}).items()
+    }
+    data = _diff(settings.to_dict(), base)
+    data["readerapp_version"] = __version__
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 

@@ -22,8 +22,8 @@ def _blank(pixels: np.ndarray) -> bool:
 
 
 def test_phantom_paint_numbers_follow_and_undo_restores(make_window, open_scan, phantom, qtbot):
-    from readerapp.gui.state import Tool
     from readerapp.editing import Mode
+    from readerapp.gui.state import Tool
 
     w = make_window()
     s = open_scan(w, phantom.volume)

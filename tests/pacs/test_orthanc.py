@@ -200,3 +200,45 @@ def test_wrong_password_and_unknown_study(pacs_settings, pacs_with_ct: LoadedPac
     for name in ("web", "dimse"):
         with pytest.raises(PacsError, match="unknown study"):
             _client(name, pacs_settings).retrieve_series("1.2.3.4", "1.2.3.4.5", tmp_path)
+
+
+@pytest.mark.parametrize("route", ["wado", "get", "move"])
+def test_cancelled_retrieve_resumes(pacs_settings, pacs_with_ct: LoadedPacs, tmp_path: Path, route: str) -> None:
+    """Stopping a transfer midway (the GUI's cancel button) leaves only whole files; the next call
+    moves just the rest."""
+    from readerapp.pacs.pull import retrieve_series
+    from readerapp.progress import Cancelled
+
+    client = _client("web" if route == "wado" else "dimse", pacs_settings)
+
+    def cancel_midway(fraction: float, message: str) -> None:
+        if 0.25 <= fraction < 1.0:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        retrieve_series(client, pacs_with_ct.study_uid, pacs_with_ct.series_uid, tmp_path, route=route,
+                        progress=cancel_midway)
+    folder = tmp_path / pacs_with_ct.study_uid / pacs_with_ct.series_uid
+    first = {p.stem for p in folder.glob("*.dcm")}
+    assert first <= set(pacs_with_ct.sop_uids)
+    import pydicom
+
+    for f in folder.glob("*.dcm"):  # whole files only: each parses to its last element
+        assert "PixelData" in pydicom.dcmread(f)
+    res = retrieve_series(client, pacs_with_ct.study_uid, pacs_with_ct.series_uid, tmp_path, route=route)
+    assert res.complete and res.skipped == len(first) < 64 and res.received == 64 - len(first)
+
+
+def test_busy_storage_port_is_a_clear_error(pacs_settings, pacs_with_ct: LoadedPacs, tmp_path: Path) -> None:
+    import socket as _socket
+
+    from readerapp.pacs.dimse import DimseNode
+
+    with _socket.socket() as blocker:
+        blocker.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        blocker.bind(("", pacs_settings.storage_port))
+        blocker.listen(1)
+        node = DimseNode("dimse", pacs_settings.pacs["dimse"], local_ae_title="READERAPP",
+                         storage_port=pacs_settings.storage_port)
+        with pytest.raises(PacsError, match=f"cannot start our storage SCP on port {pacs_settings.storage_port}"):
+            node.move_series(pacs_with_ct.study_uid, pacs_with_ct.series_uid, tmp_path)

@@ -122,3 +122,15 @@ def test_pull_import_read_send_back(pacs_settings, pacs_with_ct: LoadedPacs, stu
                 assert pacs_with_ct.series_uid in refs
     # the PACS's copy of the CT itself is untouched: still exactly 64 instances in its series
     assert len(web.find_instances(pacs_with_ct.study_uid, pacs_with_ct.series_uid)) == 64
+
+    # the same from the command line, starting from the reader's saved read folder
+    from readerapp.cli import main
+
+    rc = main(["pacs", "send-read", str(info.folder), "--node", "dimse", "--route", "move",
+               "--study", pacs_with_ct.study_uid, "--series", pacs_with_ct.series_uid,
+               "--out", str(tmp_path / "cli"), "--quiet"])
+    assert rc == 0
+    seg = pydicom.dcmread(tmp_path / "cli" / "seg.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pacs_with_ct.series_uid
+    modalities = [s.modality for s in web.find_series(pacs_with_ct.study_uid, modality="")]
+    assert modalities.count("SEG") == 3 and modalities.count("SR") == 3

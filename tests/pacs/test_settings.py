@@ -82,6 +82,13 @@ def test_site_file_under_user_file(dirs: dict[str, Path]) -> None:
     save_settings(set_value(s, "pacs.main.timeout_s", "5"))
     s2 = load_settings()
     assert s2.pacs["main"].timeout_s == 5.0 and s2.pacs["main"].url == "https://site-pacs/dicom-web"
+    # the user's file holds only the user's own change, so IT's later edits still arrive
+    user = json.loads((dirs["config"] / "settings.json").read_text())
+    assert user == {"pacs": {"main": {"timeout_s": 5.0}}, "readerapp_version": __version__}
+    (dirs["site"] / "settings.json").write_text(json.dumps({
+        "pacs": {"main": {"kind": "dicomweb", "url": "https://new-pacs/dicom-web"}}}))
+    s3 = load_settings()
+    assert s3.pacs["main"].url == "https://new-pacs/dicom-web" and s3.pacs["main"].timeout_s == 5.0
 
 
 def test_bad_files_and_values_are_clear(dirs: dict[str, Path]) -> None:

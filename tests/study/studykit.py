@@ -221,12 +221,14 @@ class Workflow:
     service: Any = None
 
 
-def submit_all(svc: Any, wf: Workflow, reader: str, by_code: dict[str, tuple[str, str]]) -> None:
-    """A reader reads every scan of their worklist through the service API."""
+def submit_all(svc: Any, wf: Workflow, reader: str, by_code: dict[str, tuple[str, str]],
+               same_order: bool = False) -> None:
+    """A reader reads every scan of their worklist through the service API (``same_order``: in
+    code order rather than the reader's own, so two readers sign the same case at once)."""
     actor = svc.login(reader, PASSWORDS[reader])
     entries = svc.worklist(actor)
     wf.reader_visible.append(repr(entries))
-    for e in entries:
+    for e in sorted(entries, key=lambda e: e.code) if same_order else entries:
         subj, visit = by_code[e.code]
         scan = wf.raw.scans[(subj, visit)]
         lab = reader_labels(scan, reader, big_extra=(subj, visit) == DISCORDANT)

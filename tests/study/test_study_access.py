@@ -256,3 +256,157 @@ def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:
     rc, out, err = cli(["user", "add", "--db", db, "--name", "r", "--role", "reader", "--admin", "boss"],
                        "reader-password\n")
     assert rc == 2 and "password on stdin" in err
+
+
+def test_adjudication_by_correction(one_case, tmp_path: Path) -> None:
+    svc, code, ph = one_case
+    truth = ph.truth.astype(np.uint8)
+    a = svc.login("reader_a", PASSWORDS["reader_a"])
+    b = svc.login("reader_b", PASSWORDS["reader_b"])
+    ra = svc.submit_read(a, code, truth, kit.form_for("day90"), PASSWORDS["reader_a"])
+    more = truth.copy()
+    more[(more == 1) & (np.arange(truth.shape[0]) >= 8)[:, None, None]] = 2
+    rb = svc.submit_read(b, code, more, kit.form_for("day90", fibrosis=True), PASSWORDS["reader_b"])
+    adj = svc.login("adj", PASSWORDS["adj"])
+    [entry] = svc.adjudication_worklist(adj)
+    assert entry.status == "pending" and len(entry.reasons) == 2  # lesion_pct and cord_like
+    view = svc.adjudication_view(adj, code)
+    assert {view.read_a.id, view.read_b.id} == {ra.id, rb.id}
+    assert "lesion_pct" in view.differences and "fibrosis.cord_like.RLL" in view.differences
+    assert svc.get_read(adj, rb.id).endpoints == rb.endpoints  # the adjudicator may open both reads
+    with pytest.raises(StudyPermissionError):
+        svc.adjudicate(a, code, PASSWORDS["reader_a"], "mine is right", choose=ra.id)
+    with pytest.raises(StudyError, match="reason"):
+        svc.adjudicate(adj, code, PASSWORDS["adj"], " ", choose=ra.id)
+    with pytest.raises(StudyError, match="not one of"):
+        svc.adjudicate(adj, code, PASSWORDS["adj"], "x", choose=12345)
+    fixed = truth.copy()
+    fixed[(fixed == 1) & (np.arange(truth.shape[0]) == 9)[:, None, None]] = 2
+    final = svc.adjudicate(adj, code, PASSWORDS["adj"], "some GGO at slice 9, no fibrosis",
+                           based_on=ra.id, labels=fixed)
+    assert final.kind == "adjudication" and final.based_on_read_id == ra.id and final.status == "signed"
+    assert ra.endpoints["lesion_pct"] < final.endpoints["lesion_pct"] < rb.endpoints["lesion_pct"]
+    assert svc.adjudication_worklist(adj)[0].status == "adjudicated"
+    with pytest.raises(StudyStateError, match="adjudicated"):
+        svc.adjudicate(adj, code, PASSWORDS["adj"], "again", choose=ra.id)
+    stat = svc.login("stat", PASSWORDS["stat"])
+    res = svc.export(stat, tmp_path / "exp", dicom=False)
+    assert res.problems == ["subject a has no arm in the randomization list"]
+    row = res.csv_path.read_text().splitlines()[1]
+    assert "corrected read" in row and f"{final.endpoints['lesion_pct']:.6f}" in row
+    assert svc.audit_verify().ok
+
+
+def test_worklist_orders_per_reader_and_longitudinal_mode(tmp_path: Path, raw_study: kit.RawStudy) -> None:
+    svc = StudyService(tmp_path / "s.sqlite")
+    svc.create_study(StudyConfig(name="L", reading_mode="longitudinal"))
+    svc.add_user(None, "admin", "admin", PASSWORDS["admin"])
+    admin = svc.login("admin", PASSWORDS["admin"])
+    for n in ("reader_a", "reader_b"):
+        svc.add_user(admin, n, "reader", PASSWORDS[n])
+    # import links only (the DICOM copy is tested elsewhere): 3 subjects x 4 visits
+    svc.import_manifest(admin, raw_study.manifest)
+    links = {lk["code"]: (lk["subject"], lk["visit"]) for lk in svc.case_links(admin)}
+    wa = svc.worklist(svc.login("reader_a", PASSWORDS["reader_a"]))
+    wb = svc.worklist(svc.login("reader_b", PASSWORDS["reader_b"]))
+    assert [e.visit for e in wa] == list(kit.VISITS) * 3  # subjects in blocks, visits in time order
+    assert all(links[e.code][1] == e.visit for e in wa)
+    subjects_a = [links[e.code][0] for e in wa[::4]]
+    assert len(set(subjects_a)) == 3
+    assert {e.code for e in wa} == {e.code for e in wb} == set(links)
+    assert wa == svc.worklist(svc.login("reader_a", PASSWORDS["reader_a"]))  # stable (stored seed)
+
+
+def test_per_scan_worklists_differ_between_readers(tmp_path: Path) -> None:
+    from readerapp.study.service import _ordered
+
+    class C:
+        def __init__(self, i: int) -> None:
+            self.id, self.code = i, f"C{i:03d}"
+
+    cases = [C(i) for i in range(40)]
+    cfg = StudyConfig(name="x")
+    a = [c.code for c in _ordered(cases, "seed-a", {}, cfg)]  # type: ignore[arg-type]
+    b = [c.code for c in _ordered(cases, "seed-b", {}, cfg)]  # type: ignore[arg-type]
+    assert sorted(a) == sorted(b) and a != b and a != sorted(a)
+    # adding a case keeps the others' relative order
+    a2 = [c.code for c in _ordered([*cases, C(99)], "seed-a", {}, cfg)]  # type: ignore[arg-type]
+    assert [x for x in a2 if x != "C099"] == a
+
+
+def test_default_database_lives_in_the_user_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from readerapp.study.db import resolve_db_url, storage_dir_for
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    url = resolve_db_url(None)
+    assert url == f"sqlite:///{tmp_path / 'xdg' / 'ReaderApp' / 'study' / 'study.sqlite'}"
+    assert storage_dir_for(url) == tmp_path / "xdg" / "ReaderApp" / "study" / "study_files"
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"name": "default"}')
+    assert cli(["study", "create", str(cfg)])[0] == 0
+    assert (tmp_path / "xdg" / "ReaderApp" / "study" / "study.sqlite").is_file()
+    with pytest.raises(StudyError, match="READERAPP_STUDY_STORAGE"):
+        storage_dir_for("postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("READERAPP_STUDY_STORAGE", str(tmp_path / "share"))
+    assert storage_dir_for("postgresql+psycopg://u@h/db") == tmp_path / "share"
+
+
+def test_cli_submits_a_workstation_read_folder_and_guards_the_link_table(one_case, tmp_path: Path) -> None:
+    from readerapp.analysis import measure
+    from readerapp.forms import ReadForm
+    from readerapp.readfile import save_read
+
+    svc, code, ph = one_case
+    db = str(svc.db.url).removeprefix("sqlite:///")
+    r = svc.login("reader_a", PASSWORDS["reader_a"])
+    vol = svc.case_volume(r, code)
+    lab = ph.truth.astype(np.uint8)
+    folder = save_read(tmp_path / "myread", volume=vol, labels=lab,
+                       form=ReadForm.from_dict(kit.form_for("day90")), endpoints=measure(vol, lab))
+    rc, out, err = cli(["read", "submit", "--db", db, "--case", code, "--user", "reader_a",
+                        "--labels", str(folder), "--sign"], PASSWORDS["reader_a"])
+    assert rc == 0, err
+    assert '"status": "signed"' in out
+    rc, out, err = cli(["study", "links", "--db", db, "--user", "reader_a"], PASSWORDS["reader_a"])
+    assert rc == 2 and "admin or statistician" in err and "SUBJ" not in out
+    rc, out, err = cli(["study", "links", "--db", db, "--user", "stat"], PASSWORDS["stat"])
+    assert rc == 0 and code in out and ",a,day90," in out
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    """A model change without a migration would make a new database differ from the models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from readerapp.study.models import Base
+
+    svc = StudyService(tmp_path / "m.sqlite")
+    with svc.db.engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
+        assert diff == []
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    StudyService(tmp_path / "m.sqlite")  # opening again is a no-op upgrade
+
+
+def test_enhanced_multiframe_ct_is_imported_deidentified(tmp_path: Path) -> None:
+    import pydicom
+
+    from readerapp.io.dicom_write import write_synthetic_series
+    from readerapp.phantom import make_chest_phantom
+
+    svc = _study(tmp_path)
+    ph = make_chest_phantom(kit.SHAPE, kit.SPACING, seed=5)
+    ident = kit._identity(1, 0)
+    write_synthetic_series(ph.volume, tmp_path / "raw" / "S7" / "baseline", enhanced=True,
+                           edit=kit._edit_wrapper(ident))
+    admin = svc.login("admin", PASSWORDS["admin"])
+    (code,) = svc.import_folder(admin, tmp_path / "raw")
+    [f] = list((svc.storage / "cases" / code).glob("*.dcm"))
+    ds = pydicom.dcmread(f)
+    assert ds.NumberOfFrames == kit.SHAPE[0] and ds.PatientID == code
+    text_values = str(ds).lower()
+    assert not [v for v in ident.values() if v.lower() in text_values]
+    r = svc.login("reader_a", PASSWORDS["reader_a"])
+    info = svc.submit_read(r, code, ph.truth.astype(np.uint8), kit.form_for("baseline"), PASSWORDS["reader_a"])
+    lung = int((ph.truth >= 1).sum())
+    assert info.endpoints["lesion_pct"] == pytest.approx(100 * int((ph.truth >= 2).sum()) / lung)

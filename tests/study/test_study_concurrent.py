@@ -52,7 +52,7 @@ def test_workflow_with_concurrent_readers(db_url: str, raw_study: kit.RawStudy, 
         try:
             mine = StudyService(pg_url, storage)
             barrier.wait(timeout=30)
-            kit.submit_all(mine, wf, reader, by_code)
+            kit.submit_all(mine, wf, reader, by_code, same_order=True)  # same case, same time
             mine.db.dispose()
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -80,6 +80,7 @@ def test_workflow_with_concurrent_readers(db_url: str, raw_study: kit.RawStudy, 
     rand = tmp_path / "rand.csv"
     rand.write_text("subject,arm\n" + "".join(f"{kit.subject_name(i)},MSC\n" for i in range(3)))
     res = svc.export(stat, wf.export_dir, rand, dicom=False)
+    assert res.problems == []
     assert kit.check_export(wf, res.csv_path) == 63
     assert svc.audit_verify().ok
 

@@ -82,6 +82,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=run_send)
 
+    sr = ps.add_parser(
+        "send-read", help="send a saved read back as DICOM SEG + SR referencing the PACS's series",
+        description="Retrieve the original series again (resumable), write the read's label map as "
+        "a DICOM SEG and its endpoints as a measurement report (SR) that reference that series, and "
+        "send both to the node. READ is a read folder (labels.nii.gz, endpoints.json, read.json).",
+    )
+    sr.add_argument("read", metavar="READ")
+    sr.add_argument("--study", dest="study_uid", required=True, metavar="UID", help="original StudyInstanceUID")
+    sr.add_argument("--series", dest="series_uid", required=True, metavar="UID", help="original SeriesInstanceUID")
+    sr.add_argument("--node", help="node name (default: the default node)")
+    sr.add_argument("--route", choices=("wado", "get", "move"), default="")
+    sr.add_argument("--out", metavar="DIR", help="also keep the SEG and SR here")
+    sr.add_argument("--quiet", action="store_true")
+    sr.set_defaults(func=run_send_read)
+
     st = sub.add_parser(
         "settings", help="show or change the program's settings",
         description="Program settings (database, PACS nodes, staging folder) in the folder your "
@@ -254,6 +269,29 @@ def run_send(args: argparse.Namespace) -> int:
         if hasattr(bar, "close"):
             bar.close()
     print(f"sent {result.sent} object(s) to {client.name}")
+    return 0
+
+
+def run_send_read(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ..pacs.pull import send_read
+    from ..settings import load_settings
+
+    settings = load_settings()
+    client = _client(args.node)
+    bar = _progress("send-read", args.quiet)
+    try:
+        with tempfile.TemporaryDirectory(prefix="readerapp-results-") as tmp:
+            result, files = send_read(
+                client, Path(args.read), args.study_uid, args.series_uid, settings.effective_staging_dir(),
+                route=args.route, out_dir=Path(args.out) if args.out else Path(tmp), progress=bar,
+            )
+    finally:
+        client.close()
+        if hasattr(bar, "close"):
+            bar.close()
+    print(f"sent {result.sent} object(s) ({', '.join(f.name for f in files)}) to {client.name}")
     return 0
 
 

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.add_argument("--admin", default="admin", metavar="NAME", help="administrator's user name (default: admin)")
     _common(i)
     i.set_defaults(func=run_study_import)
+    win = st_sub.add_parser("window", help="open the workstation in study mode (log-in, worklist, signing, adjudication)")
+    _common(win)
+    win.set_defaults(func=run_study_window)
     lk = st_sub.add_parser("links", help="case code to subject, visit and date (administrator or statistician; "
                            "password on stdin)")
     lk.add_argument("--user", required=True, metavar="NAME")
@@ -195,6 +198,12 @@ def run_study_import(args: argparse.Namespace) -> int:
     codes = svc.import_manifest(actor, args.manifest) if args.manifest else svc.import_folder(actor, args.folder)
     print(f"imported {len(codes)} scan(s) de-identified under random case codes")
     return 0
+
+
+def run_study_window(args: argparse.Namespace) -> int:
+    from ..gui.study.workstation import run_study_window as run
+
+    return run(_service(args))
 
 
 def run_study_links(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="render the whole window offscreen to this image and exit")
     p.add_argument("--size", default="1600x1000", metavar="WxH",
                    help="window size in pixels (default 1600x1000)")
+    p.add_argument("--slice", type=int, metavar="N", help="start on axial slice N (1-based)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="densitometry backend for the live numbers (default: auto)")
     p.add_argument("--restore", choices=("ask", "restore", "discard"), default="ask",
@@ -47,4 +48,5 @@ def run_view(args: argparse.Namespace) -> int:
         backend=args.backend,
         restore=args.restore,
         size=(w, h),
+        slice_number=args.slice,
     )

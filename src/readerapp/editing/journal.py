@@ -62,7 +62,7 @@ def series_key(series_uid: str, shape: tuple[int, ...]) -> str:
 
 
 def journal_folder(series_uid: str, shape: tuple[int, ...], root: Path | None = None) -> Path:
-    return (root or default_root()) / "journals" / series_key(series_uid, shape)
+    return (Path(root) if root else default_root()) / "journals" / series_key(series_uid, shape)
 
 
 def labels_digest(labels: np.ndarray) -> str:
@@ -215,7 +215,7 @@ class Journal:
                 "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             }
             (folder / META_NAME).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            fh = open(folder / JOURNAL_NAME, "ab")
+            fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
             os.fsync(fh.fileno())
             _fsync_dir(folder)
         except OSError as exc:
@@ -234,7 +234,7 @@ class Journal:
             tmp = folder / (JOURNAL_NAME + ".tmp")
             tmp.write_bytes(good)
             os.replace(tmp, folder / JOURNAL_NAME)
-        fh = open(folder / JOURNAL_NAME, "ab")
+        fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
         return cls(folder, np.dtype(recoverable.meta["index_dtype"]), fh)
 
     def attach(self, editor: LabelEditor) -> None:

@@ -108,7 +108,7 @@ def _bbox_slices(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...] | None:
     if not found or found[0] is None:
         return None
     return tuple(
-        slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(found[0], mask.shape)
+        slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(found[0], mask.shape, strict=False)
     )
 
 
@@ -136,10 +136,10 @@ def connected_region(
     """
     c = tuple(int(round(v)) for v in seed)
     shape = hu.shape
-    if not all(0 <= ci < n for ci, n in zip(c, shape)):
+    if not all(0 <= ci < n for ci, n in zip(c, shape, strict=False)):
         return np.zeros(0, np.int64)
     box = []
-    for ax, (ci, n) in enumerate(zip(c, shape)):
+    for ax, (ci, n) in enumerate(zip(c, shape, strict=False)):
         if plane_axis is not None and ax == plane_axis:
             box.append(slice(ci, ci + 1))
         elif max_radius_vox is not None:
@@ -152,7 +152,7 @@ def connected_region(
     mask = (h >= lo) & (h < hi) & (h >= PADDING_BELOW_HU)
     if inside_lung:
         mask &= labels[box_t] != Label.OUTSIDE
-    local_seed = tuple(ci - b.start for ci, b in zip(c, box_t))
+    local_seed = tuple(ci - b.start for ci, b in zip(c, box_t, strict=False))
     if not mask[local_seed]:
         return np.zeros(0, np.int64)
     lab, _ = ndi.label(mask)
@@ -164,7 +164,7 @@ def connected_lesion(
 ) -> np.ndarray:
     """Flat indices of the lesion (labels 2 and 3 together, 26-connected) under ``seed``."""
     c = tuple(int(round(v)) for v in seed)
-    if not all(0 <= ci < n for ci, n in zip(c, labels.shape)):
+    if not all(0 <= ci < n for ci, n in zip(c, labels.shape, strict=False)):
         return np.zeros(0, np.int64)
     if labels[c] not in (Label.GGO, Label.CONSOLIDATION):
         return np.zeros(0, np.int64)
@@ -178,10 +178,10 @@ def connected_lesion(
     lesion = labels[box_t] >= Label.GGO
     bb = _bbox_slices(lesion, margin=0)
     assert bb is not None
-    box_t = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box_t, bb))
+    box_t = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box_t, bb, strict=False))
     lesion = labels[box_t] >= Label.GGO
     lab, _ = ndi.label(lesion, structure=np.ones((3, 3, 3), bool))
-    local_seed = tuple(ci - b.start for ci, b in zip(c, box_t))
+    local_seed = tuple(ci - b.start for ci, b in zip(c, box_t, strict=False))
     return _flat_from_local(lab == lab[local_seed], box_t, labels.shape)
 
 

@@ -33,7 +33,8 @@ def screenshot(window, out: str | Path) -> Path:  # type: ignore[no-untyped-def]
     painter.end()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not img.save(str(out)):
+    # PNG at the highest compression: documentation screenshots stay small.
+    if not img.save(str(out), None, 0 if out.suffix.lower() == ".png" else -1):
         from ..errors import ReaderAppError
 
         raise ReaderAppError(f"cannot write the screenshot {out} (unknown image type or no access)")
@@ -58,12 +59,22 @@ def run(
     backend: str = "auto",
     restore: str = "ask",
     size: tuple[int, int] = (1600, 1000),
+    slice_number: int | None = None,
 ) -> int:
     """Open the window (optionally on a series); with ``screenshot_path``, save and exit."""
     if screenshot_path:
         configure_headless(force=True)
-    elif not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
-        configure_headless()
+    elif (
+        sys.platform.startswith("linux")
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        and os.environ.get("QT_QPA_PLATFORM", "") in ("", "xcb", "wayland")
+    ):
+        from ..errors import ReaderAppError
+
+        raise ReaderAppError(
+            "no display to open the window on (DISPLAY is not set); run it on a desktop, or use "
+            "'readerapp view SERIES --screenshot OUT.png' to render it without one"
+        )
     from PySide6 import QtCore, QtWidgets
 
     from .main_window import MainWindow
@@ -84,6 +95,13 @@ def run(
     win.show()
     if series:
         win.open_series(list(series), labels_path=labels)
+        if slice_number is not None and interactive:
+            def go() -> None:
+                c = list(win.state.cursor)
+                c[0] = slice_number - 1
+                win.state.set_cursor(c)
+
+            win.session_ready.connect(go)
     if not interactive:
         if series:
             _wait_for(win, timeout_s=600)
@@ -93,6 +111,10 @@ def run(
                 raise ReaderAppError(win.errors[-1])
         for _ in range(3):
             app.processEvents()
+        if slice_number is not None and win.controller.display is not None:
+            c = list(win.state.cursor)
+            c[0] = slice_number - 1
+            win.state.set_cursor(c)
         win.refresh_views()
         if win.controller.session is not None:
             win.volume_view.rebuild()

@@ -7,6 +7,7 @@ numbers update at once (within the same event, i.e. within a frame).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from types import SimpleNamespace
 
@@ -126,10 +127,8 @@ class EditController(QtCore.QObject):
         if self._stroke is None:
             return
         stroke, self._stroke = self._stroke, None
-        try:
+        with contextlib.suppress(StopIteration):
             stroke.send(None)
-        except StopIteration:
-            pass
 
     # --- one-click tools --------------------------------------------------------------------
     def click_tool(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]

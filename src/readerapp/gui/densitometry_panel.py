@@ -13,19 +13,19 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from .state import COLOURS
 
 ROWS: tuple[tuple[str, str, str], ...] = (
-    ("lung_volume_ml", "Lung volume", "mL"),
-    ("lesion_volume_ml", "Lesion volume", "mL"),
-    ("lesion_pct", "Lesion", "% lung"),
-    ("ggo_volume_ml", "GGO volume", "mL"),
-    ("ggo_pct", "GGO", "% lung"),
-    ("consolidation_volume_ml", "Consolidation volume", "mL"),
-    ("consolidation_pct", "Consolidation", "% lung"),
-    ("lesion_weight_hu_voxel", "Lesion weight", "HU·voxel"),
+    ("lung_volume_ml", "Lung", "mL"),
+    ("lesion_volume_ml", "Lesion", "mL"),
+    ("lesion_pct", "Lesion", "%"),
+    ("ggo_volume_ml", "GGO", "mL"),
+    ("ggo_pct", "GGO", "%"),
+    ("consolidation_volume_ml", "Consolidation", "mL"),
+    ("consolidation_pct", "Consolidation", "%"),
+    ("lesion_weight_hu_voxel", "Lesion weight", "HU·vox"),
     ("lesion_weight_hu_ml", "Lesion weight", "HU·mL"),
     ("lesion_mass_g", "Lesion mass", "g"),
-    ("mean_lung_hu", "Mean lung density", "HU"),
+    ("mean_lung_hu", "Mean lung", "HU"),
 )
-BIN_TITLES = ("< −750 HU", "−750 to −300", "−300 to 50", "≥ 50 HU")
+BIN_TITLES = ("< −750 HU", "−750…−300", "−300…50", "≥ 50 HU")
 
 
 def _fmt(v: object) -> str:
@@ -33,11 +33,11 @@ def _fmt(v: object) -> str:
     if v is None:
         return "—"
     if isinstance(v, (int, float)) and abs(v) >= 1e6:
-        return f"{v / 1e6:.3f} M"
+        return f"{v / 1e6:.2f} M"
     if isinstance(v, int) or (isinstance(v, float) and abs(v) >= 1e4):
         return f"{v:,.0f}".replace(",", "\u2009")
     if isinstance(v, float):
-        return f"{v:.2f}"
+        return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.2f}"
     return str(v)
 
 
@@ -118,16 +118,18 @@ class DensitometryPanel(QtWidgets.QWidget):
         head.addWidget(self.source_label)
         lay.addLayout(head)
         self.table = QtWidgets.QTableWidget(len(ROWS) + 4, 3)
-        self.table.setHorizontalHeaderLabels(["Automatic", "Now", "Δ"])
-        names = [f"{t} ({u})" for _, t, u in ROWS] + [f"{b} (% lung)" for b in BIN_TITLES]
+        self.table.setHorizontalHeaderLabels(["Auto", "Now", "Δ"])
+        names = [f"{t} ({u})" for _, t, u in ROWS] + [f"{b} (%)" for b in BIN_TITLES]
         self.table.setVerticalHeaderLabels(names)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        hh.setMinimumSectionSize(self.fontMetrics().horizontalAdvance("−6.719 M"))
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
-        self.table.setToolTip("Endpoints of PROTOCOL.md: as proposed automatically (or as "
-                              "loaded), now, and the difference")
+        self.table.setToolTip("Endpoints of PROTOCOL.md (percentages of lung volume): as "
+                              "proposed automatically (or as loaded), now, and the difference")
         for r in range(self.table.rowCount()):
             for c in range(3):
                 item = QtWidgets.QTableWidgetItem("—")
@@ -139,7 +141,7 @@ class DensitometryPanel(QtWidgets.QWidget):
         lay.addWidget(self.hist)
         self.current: dict = {}
 
-    def set_initial(self, endpoints_dict: dict, title: str = "Automatic") -> None:
+    def set_initial(self, endpoints_dict: dict, title: str = "Auto") -> None:
         self.table.horizontalHeaderItem(0).setText(title)
         self._fill_column(0, endpoints_dict)
         self._initial = endpoints_dict

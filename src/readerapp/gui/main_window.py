@@ -85,7 +85,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.grid = QtWidgets.QGridLayout(central)
         self.grid.setContentsMargins(2, 2, 2, 2)
         self.grid.setSpacing(3)
-        for w, (r, c) in zip(self.views, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+        for w, (r, c) in zip(self.views, [(0, 0), (0, 1), (1, 0), (1, 1)], strict=False):
             self.grid.addWidget(w, r, c)
         self.placeholder = QtWidgets.QLabel(
             "Open a scan: File ▸ Open (Ctrl+O), drop a DICOM folder here, or pick a recent scan."
@@ -110,6 +110,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.help_view = QtWidgets.QTextBrowser()
         self.help_view.setHtml(help_html(self.actions_))
         self.tabs = QtWidgets.QTabWidget()
+        self.tabs.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 30)
         self.tabs.addTab(self.numbers, "Densitometry")
         self.tabs.addTab(self.forms, "Read form")
         self.tabs.addTab(self.help_view, "Help")
@@ -118,7 +119,15 @@ class MainWindow(QtWidgets.QMainWindow):
         right.setWidget(self.tabs)
         right.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, right)
-        self.resizeDocks([left, right], [190, 430], QtCore.Qt.Orientation.Horizontal)
+        em = self.fontMetrics().horizontalAdvance("M")
+        left.setMaximumWidth(em * 22)
+        self._docks = (left, right)
+        QtCore.QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        em = self.fontMetrics().horizontalAdvance("M")
+        self.resizeDocks(list(self._docks), [em * 20, max(em * 30, self.width() // 4)],
+                         QtCore.Qt.Orientation.Horizontal)
 
     def _build_menus(self) -> None:
         a = self.actions_
@@ -317,7 +326,7 @@ class MainWindow(QtWidgets.QMainWindow):
             for v in self.slice_views:
                 v._geometry_key = None
         self.numbers.set_initial(session.initial_endpoints.to_dict(),
-                                 "Automatic" if session.prepared.origin == "auto" else "Loaded")
+                                 "Auto" if session.prepared.origin == "auto" else "Loaded")
         self.numbers.update_values(session)
         self.refresh_views()
         self.volume_view.reset()
@@ -465,6 +474,16 @@ class MainWindow(QtWidgets.QMainWindow):
             QtWidgets.QMessageBox.critical(self, "ReaderApp", message)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        s = self.controller.session
+        if self.interactive and s is not None and s.modified:
+            answer = QtWidgets.QMessageBox.question(
+                self, "Unsaved edits",
+                "This read has edits that are not saved as a read yet. They stay in the journal "
+                "and are offered again when you reopen this scan.\n\nClose anyway?",
+            )
+            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                ev.ignore()
+                return
         if self._worker is not None:
             self._worker.cancel()
         if self._thread is not None:

@@ -158,7 +158,7 @@ class SliceView(QtWidgets.QFrame):
 
     def voxel_in_volume(self, zyx) -> tuple[int, int, int] | None:  # type: ignore[no-untyped-def]
         v = tuple(int(round(c)) for c in zyx)
-        if all(0 <= c < n for c, n in zip(v, self.session.labels.shape)):
+        if all(0 <= c < n for c, n in zip(v, self.session.labels.shape, strict=False)):
             return v  # type: ignore[return-value]
         return None
 

@@ -69,7 +69,7 @@ class ViewState(QtCore.QObject):
         self.cursor_changed.emit()
 
     def set_cursor(self, zyx) -> None:  # type: ignore[no-untyped-def]
-        c = [min(max(int(round(v)), 0), n - 1) for v, n in zip(zyx, self.shape)]
+        c = [min(max(int(round(v)), 0), n - 1) for v, n in zip(zyx, self.shape, strict=False)]
         if c != self.cursor:
             self.cursor = c
             self.cursor_changed.emit()

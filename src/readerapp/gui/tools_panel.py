@@ -62,9 +62,10 @@ class ToolsPanel(QtWidgets.QWidget):
         self.opacity.valueChanged.connect(lambda v: state.set_overlay(opacity=v / 100.0))
         o.addRow("Overlay", self.opacity)
         r2 = QtWidgets.QGridLayout()
-        for i, n in enumerate(["overlay_toggle", "outline_toggle", "preset_lung",
-                               "preset_mediastinum"]):
-            r2.addWidget(_button(actions[n]), i // 2, i % 2)
+        r2.addWidget(_button(actions["overlay_toggle"]), 0, 0)
+        r2.addWidget(_button(actions["outline_toggle"]), 0, 1)
+        r2.addWidget(_button(actions["preset_lung"]), 1, 0, 1, 2)
+        r2.addWidget(_button(actions["preset_mediastinum"]), 2, 0, 1, 2)
         o.addRow(r2)
         lay.addWidget(ov)
         undo = QtWidgets.QHBoxLayout()

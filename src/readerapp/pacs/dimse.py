@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,7 @@ class DimseNode:
 
     @contextmanager
     def _association(
-        self, contexts: list[tuple[str, list[str] | None]], roles: list[str] = (),  # type: ignore[assignment]
+        self, contexts: list[tuple[str, list[str] | None]], roles: Sequence[str] = (),
         handlers: list[tuple[Any, Callable[..., Any]]] | None = None,
     ) -> Iterator[Any]:
         from pynetdicom import AE, build_role, evt
@@ -211,7 +211,7 @@ class DimseNode:
             rejection.append(str(getattr(p, "reason_str", "") or ""))
 
         all_handlers = list(handlers or []) + [(evt.EVT_REJECTED, on_reject)]
-        ext = [build_role(uid, scp_role=True) for uid in roles]
+        ext: list[Any] = [build_role(uid, scp_role=True) for uid in roles]
         assoc = ae.associate(
             self.node.host, int(self.node.port), ae_title=self.node.ae_title,
             ext_neg=ext or None, evt_handlers=all_handlers,
@@ -357,7 +357,7 @@ class DimseNode:
         try:
             for status, _identifier in self._responses(responses, what):
                 last = status
-                done = int(status.get("NumberOfCompletedSubOperations", 0) or 0)
+                done = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
                 if status.Status == 0xFF00:
                     progress(min(done / max(todo, 1), 1.0), f"{what}: {done} of {todo} instances")
         except Cancelled:

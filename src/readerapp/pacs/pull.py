@@ -112,3 +112,37 @@ def send_files(client: PacsClient, paths: list[Path], progress: ProgressFn = no_
             + "; ".join(result.failed[:3])
         )
     return result
+
+
+def send_read(
+    client: PacsClient, read_folder: Path, study_uid: str, series_uid: str, staging_root: Path, *,
+    route: str = "", out_dir: Path | None = None, keep_staging: bool = False,
+    progress: ProgressFn = no_progress,
+) -> tuple[SendResult, list[Path]]:
+    """Send a saved read back as SEG + SR that reference the PACS's own (original) series.
+
+    The read folder (``labels.nii.gz`` + ``endpoints.json``, as the workstation and the study
+    save them) was made on the de-identified copy, which keeps the original grid; the original
+    series is retrieved again (resumably) so the objects point at what the PACS holds.
+    """
+    from ..io.dicom import load_series
+    from ..io.labelmap import read_labelmap
+    from ..readfile import LABELS_NAME, load_read
+    from .results import write_results
+
+    read = load_read(Path(read_folder))
+    res = retrieve_series(client, study_uid, series_uid, staging_root, route=route,
+                          progress=scaled(progress, 0.0, 0.6))
+    if not res.complete:
+        raise PacsError(f"series {series_uid} arrived incomplete: send again to resume the retrieve")
+    try:
+        volume = load_series([res.folder])[0]
+        labels = read_labelmap(Path(read_folder) / read.meta.get("labels_file", LABELS_NAME), volume)
+        out = Path(out_dir) if out_dir else res.folder.parent / f"{series_uid}-results"
+        files = write_results(res.folder, labels, read.endpoints, out, volume=volume)
+        progress(0.7, "sending SEG and SR")
+        sent = send_files(client, files, scaled(progress, 0.7, 1.0))
+    finally:
+        if not keep_staging:
+            shutil.rmtree(res.folder, ignore_errors=True)
+    return sent, files

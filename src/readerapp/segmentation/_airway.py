@@ -146,6 +146,12 @@ def grow_airway(xp: Any, ndi: Any, c: Any, internal_air: Any, grid: Grid, superi
     if chosen is None:
         return None
     grown, t, ml = chosen
+    if ml > max_ml:
+        # leaking even at the lowest threshold (emphysema, noise): keep only the trachea, a
+        # column about the seed's cross-section, rather than remove lung with the "airway"
+        column = dilate(ndi, seed2d[None], (1, 2 * grid.voxels(10.0, 1) + 1,
+                                             2 * grid.voxels(10.0, 2) + 1))[0]
+        grown = grown & column[None]
     thick = opening(ndi, grown, grid.box(thick_radius_mm))
     # every thick piece of the grown tree is airway (the opening may cut the tree where noise
     # narrows it); crumbs under 2 % of the largest piece are dropped

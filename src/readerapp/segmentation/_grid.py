@@ -42,7 +42,7 @@ class Grid:
         return max(0, int(round(mm / self.spacing_zyx[axis])))
 
     def box(self, radius_mm: float, in_plane_only: bool = False) -> tuple[int, int, int]:
-        """Odd box size (z, y, x) reaching ``radius_mm`` from the centre."""
+        """Odd box size (z, y, x) reaching ``radius_mm`` from the centre (rounded to voxels)."""
         rz = 0 if in_plane_only else self.voxels(radius_mm, 0)
         return (2 * rz + 1, 2 * self.voxels(radius_mm, 1) + 1, 2 * self.voxels(radius_mm, 2) + 1)
 
@@ -121,7 +121,8 @@ def _dilate_axis(m: Any, axis: int, r: int) -> Any:
     """OR over a window of 2r+1 along one axis (outside the array counts as False).
 
     Windows are built by doubling (van Herk style), so the cost grows with log(r); each step is
-    a shifted in-place OR, which NumPy and CuPy both run at memory speed.
+    a shifted OR, which NumPy and CuPy both run at memory speed. Source and target of each OR
+    never overlap in memory (CuPy would not order such reads and writes).
     """
     n = m.shape[axis]
     if r <= 0:
@@ -140,8 +141,9 @@ def _dilate_axis(m: Any, axis: int, r: int) -> Any:
     f = m.copy()  # f[i] = OR m[i .. i+w-1]
     w = 1
     while 2 * w <= length:
-        if w < n:
-            f[_sl(axis, slice(0, n - w))] |= f[_sl(axis, slice(w, None))]
+        if w < n:  # not in place: CuPy does not order overlapping reads and writes
+            head_w = _sl(axis, slice(0, n - w))
+            f[head_w] = f[head_w] | f[_sl(axis, slice(w, None))]
         w *= 2
     g = f.copy()  # g[i] = OR m[i .. i+length-1]
     rest = length - w

@@ -1,11 +1,12 @@
 """Ground-glass and consolidation inside the lung, without vessels, airway walls and specks.
 
-Candidates are lung voxels in the protocol's lesion range (-750 to below 50 HU). On the coarse
-grid an opening with a box of ``vessel_radius_mm`` removes thin bright tubes (vessels, their
-partial-volume rim, bronchial walls, fissures), then components smaller than ``min_lesion_ml``
-are dropped as specks. The surviving region, widened by one coarse voxel, is labelled at full
-resolution voxel by voxel from the lightly denoised HU: ground glass -750 <= HU < -300,
-consolidation -300 <= HU < 50 (PROTOCOL.md's bins; lung above 50 HU stays label 1).
+Candidates are lung voxels in the protocol's lesion range (-750 to below 50 HU, with some
+headroom against noise) on the coarse grid. An opening with a box of ``vessel_radius_mm``
+removes thin bright tubes (vessels, their partial-volume rim, bronchial walls, fissures), then
+components smaller than ``min_lesion_ml`` are dropped as specks, and a short geodesic regrowth
+gives back the lesions' edges. The region, widened by one coarse voxel, is labelled at full
+resolution voxel by voxel: ground glass -750 <= HU < -300, consolidation -300 <= HU < 50
+(PROTOCOL.md's bins; lung above 50 HU stays label 1), see :func:`label_full`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
 from ..labels import CONSOLIDATION_RANGE_HU, GGO_RANGE_HU
 from ._grid import STRUCT_3D, Grid, bbox, dilate, opening
 
@@ -22,6 +22,7 @@ from ._grid import STRUCT_3D, Grid, bbox, dilate, opening
 def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any, grid: Grid, *,
                          vessel_radius_mm: float, min_lesion_ml: float, regrow_steps: int = 2,
                          dense_headroom_hu: float = 25.0) -> Any:
+    """Coarse bool mask of where lesions are (the bins are decided later at full resolution)."""
     box = bbox(xp, lung, (2, 2, 2))
     out = xp.zeros_like(lung)
     if box is None:
@@ -76,5 +77,3 @@ def label_full(xp: Any, lung_full: Any, region_full: Any, den: Any, raw: Any,
     labels[cons] = 3
     return labels
 
-
-__all__ = ["lesion_region_coarse", "label_full", "to_numpy"]

@@ -2,7 +2,8 @@
 
 Stages (each timed): move to the backend, block-average to a ~1.5 mm coarse grid, body and
 internal air, airway (trachea and main bronchi) by region growing with leak control, lung
-components, per-lung completion (closing, holes, hull against the chest wall), lesion region
+components, per-lung completion (closing, holes, hull against the chest wall, a closing along
+z for dense lung that takes a lung's whole front or back in some slices), lesion region
 (opening against vessels, speck removal), and a full-resolution refinement that labels each voxel
 by its lightly denoised HU. NumPy and CuPy run the same code with ``xp``/``ndi`` swapped; only the
 per-slice convex hulls run on the host (small cropped masks).
@@ -50,6 +51,8 @@ class ClassicalParameters:
     hull_max_area_mm2: float = 3000.0
     hull_max_hu: float = 100.0
     pleura_mm: float = 2.0
+    #: Closing along z: dense lung with lung within this distance above and below is kept.
+    z_closing_mm: float = 25.0
     #: Full-resolution boundary: a voxel next to the coarse mask is lung when below this.
     aerated_below_hu: float = -400.0
     #: Lesion region: opening radius removing vessels / walls; smallest lesion kept (mL).
@@ -116,7 +119,7 @@ class ClassicalSegmenter:
             lung_c, side_ml = complete_lungs(
                 xp, ndi, lung_air, c, ba.body, midline, grid, closing_mm=p.closing_mm,
                 hole_max_mm2=p.hole_max_mm2, hull_max_mm2=p.hull_max_area_mm2,
-                hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm)
+                hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm, z_closing_mm=p.z_closing_mm)
             lung_c &= ~airway_excl & ~pad & ba.body
             lo, hi = sorted(side_ml.values())
             if hi > 0 and lo < 0.1 * hi:
@@ -143,6 +146,8 @@ class ClassicalSegmenter:
             "version": self.version,
             "parameters": asdict(p),
             "backend": b,
+            # the per-slice convex hulls run on the host whatever the backend (small crops)
+            "host_stages": ["completion.hull"],
             "readerapp_version": __version__,
             "grid": {"factors_zyx": list(grid.factors),
                      "coarse_spacing_zyx_mm": [round(s, 4) for s in grid.spacing_zyx]},

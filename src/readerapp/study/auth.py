@@ -82,6 +82,15 @@ class Actor:
     def logout(self) -> None:
         self.logged_out = True
 
+    def expired(self) -> bool:
+        """Idle longer than the timeout (a window checks this on a timer to lock itself)."""
+        return self.logged_out or self.clock() - self.last_activity > self.timeout
+
+    def activity(self) -> None:
+        """Count user input (mouse, keys) as activity without a service call."""
+        if not self.expired():
+            self.last_activity = self.clock()
+
 
 def require(actor: Actor, *roles: Role, action: str) -> None:
     """Raise :class:`StudyPermissionError` unless ``actor`` holds one of ``roles`` (and is active)."""

@@ -213,6 +213,8 @@ class ExportMixin(ReadingMixin):
             for row in rows:
                 w.writerow([fmt(row.get(c)) for c in columns])
         result = ExportResult(folder=out, csv_path=csv_path, rows=len(rows))
+        result.problems += [f"subject {subj} has no arm in the randomization list"
+                            for subj in sorted({r["subject"] for r in rows if not r["arm"]})]
         if dicom:
             for link, case, reads in finals:
                 if dicom_cases is None or case.code in dicom_cases:

@@ -92,29 +92,20 @@ def _sha256_file(path: Path) -> str:
 
 
 def _latest_signed(s: Session, case_id: int) -> list[Read]:
-    """Each reader's latest signed read of a case (kind "read"), oldest reader first."""
+    """Each reader's latest signed read of a case (kind "read"), in the order the readers began
+    reading it (so "reader 1" stays the same person when someone adds a version)."""
+    rows = list(s.scalars(select(Read).where(Read.case_id == case_id, Read.kind == "read").order_by(Read.id)))
+    first: dict[int, int] = {}
     best: dict[int, Read] = {}
-    for r in s.scalars(select(Read).where(Read.case_id == case_id, Read.kind == "read", Read.status == "signed")):
-        if r.reader_id not in best or r.version > best[r.reader_id].version:
+    for r in rows:
+        first.setdefault(r.reader_id, r.id)
+        if r.status == "signed" and (r.reader_id not in best or r.version > best[r.reader_id].version):
             best[r.reader_id] = r
-    return sorted(best.values(), key=lambda r: min(
-        x.id for x in s.scalars(select(Read).where(Read.case_id == case_id, Read.reader_id == r.reader_id))
-    ))
+    return sorted(best.values(), key=lambda r: first[r.reader_id])
 
 
 def _flat_view(r: Read) -> dict[str, Any]:
-    flat: dict[str, Any] = dict(rules.flatten_endpoints(json.loads(r.endpoints_json)))
-    summ = rules.form_summary(json.loads(r.form_json))
-    flat["severity_total"] = summ["severity_total"]
-    for k, v in (summ["fibrosis"] or {}).items():
-        flat[f"fibrosis.{k}"] = v
-    form = json.loads(r.form_json)
-    for lobe, v in (form.get("severity") or {}).items():
-        flat[f"severity.{lobe}"] = v
-    for feat, lobes in (form.get("fibrosis") or {}).items():
-        for lobe, v in lobes.items():
-            flat[f"fibrosis.{feat}.{lobe}"] = v
-    return flat
+    return rules.flat_items(json.loads(r.endpoints_json), json.loads(r.form_json))
 
 
 class ReadingMixin(ServiceBase):
@@ -275,7 +266,9 @@ class ReadingMixin(ServiceBase):
                 raise StudyPermissionError(f"read {read_id} is not one of your reads")
             if row.status != "draft":
                 raise StudyStateError(f"read {read_id} is already signed; change it as a new version with a reason")
-            case = s.get(Case, row.case_id)
+            # Lock the case row (PostgreSQL; SQLite serialises anyway) so two readers signing the
+            # same case at once evaluate concordance one after the other, each seeing the other.
+            case = s.get(Case, row.case_id, with_for_update=True)
             assert case is not None
             missing = ReadForm.from_dict(json.loads(row.form_json)).missing(case.needs_fibrosis)
             if missing:
@@ -418,6 +411,7 @@ class ReadingMixin(ServiceBase):
         try:
             with self.db.transaction() as s:
                 case = self._case(s, code)
+                s.refresh(case, with_for_update=True)
                 if case.status != "discordant":
                     raise StudyStateError(f"case {code} is {case.status}, not waiting for adjudication")
                 final_id = choose

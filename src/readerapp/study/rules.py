@@ -96,3 +96,20 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, An
         if a.get(k) != b.get(k):
             out[k] = (a.get(k), b.get(k))
     return dict(sorted(out.items()))
+
+
+def flat_items(endpoints: dict[str, Any], form: dict[str, Any] | None) -> dict[str, Any]:
+    """Every endpoint and form item of a read as ``{key: value}`` (for the side-by-side view):
+    endpoints, severity per lobe and total, fibrosis per feature (patient level) and lobe."""
+    flat: dict[str, Any] = dict(flatten_endpoints(endpoints))
+    summ = form_summary(form)
+    flat["severity_total"] = summ["severity_total"]
+    for k, v in (summ["fibrosis"] or {}).items():
+        flat[f"fibrosis.{k}"] = v
+    form = form or {}
+    for lobe, v in (form.get("severity") or {}).items():
+        flat[f"severity.{lobe}"] = v
+    for feat, lobes in (form.get("fibrosis") or {}).items():
+        for lobe, v in lobes.items():
+            flat[f"fibrosis.{feat}.{lobe}"] = v
+    return flat

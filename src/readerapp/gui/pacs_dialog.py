@@ -1,0 +1,258 @@
+"""A small PACS browser: find CT studies on a configured node, retrieve a series with progress and
+a cancel button, and hand the staged folder to whoever opens it.
+
+All PACS work runs in a worker thread through :mod:`readerapp.pacs`; the dialog only gathers
+inputs, shows results and reports errors (one place, the status line). A cancelled or failed
+retrieve resumes where it stopped when started again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtCore, QtWidgets
+
+from ..errors import ReaderAppError
+from ..progress import Cancelled
+
+
+class _Worker(QtCore.QThread):
+    """Runs one callable off the GUI thread; ``progress`` raises Cancelled once cancel() was asked."""
+
+    progressed = QtCore.Signal(float, str)
+    succeeded = QtCore.Signal(object)
+    failed = QtCore.Signal(str)
+
+    def __init__(self, job: Any, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._job = job
+        self._cancel = False
+
+    def cancel(self) -> None:
+        self._cancel = True
+
+    def progress(self, fraction: float, message: str) -> None:
+        if self._cancel:
+            raise Cancelled()
+        self.progressed.emit(fraction, message)
+
+    def run(self) -> None:
+        try:
+            self.succeeded.emit(self._job(self.progress))
+        except Cancelled:
+            self.failed.emit("cancelled: run Retrieve again to resume")
+        except ReaderAppError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug: say so, never crash the window
+            self.failed.emit(f"internal error ({exc.__class__.__name__}: {exc})")
+
+
+class PacsBrowser(QtWidgets.QDialog):
+    """Query a node, pick a CT series, retrieve it. ``series_retrieved(folder)`` when complete."""
+
+    series_retrieved = QtCore.Signal(object)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, settings: Any = None) -> None:
+        super().__init__(parent)
+        from ..settings import load_settings
+
+        self.setWindowTitle("Retrieve from PACS")
+        self.setObjectName("pacsBrowser")
+        self.settings = settings or load_settings()
+        self._worker: _Worker | None = None
+        self._kind = ""
+        self._client: Any = None
+        self.last_results: list[Any] = []
+
+        self.node = QtWidgets.QComboBox()
+        for name, node in self.settings.pacs.items():
+            self.node.addItem(f"{name}: {node.describe()}", name)
+        if self.settings.default_pacs:
+            self.node.setCurrentIndex(max(self.node.findData(self.settings.default_pacs), 0))
+        self.patient_id = QtWidgets.QLineEdit()
+        self.study_date = QtWidgets.QLineEdit()
+        self.study_date.setPlaceholderText("YYYYMMDD or YYYYMMDD-YYYYMMDD")
+        self.accession = QtWidgets.QLineEdit()
+        self.search_button = QtWidgets.QPushButton("Search")
+        self.studies = QtWidgets.QTableWidget(0, 5)
+        self.studies.setHorizontalHeaderLabels(["Date", "Patient ID", "Accession", "Description", "Series"])
+        self.series = QtWidgets.QTableWidget(0, 4)
+        self.series.setHorizontalHeaderLabels(["#", "Description", "Images", "Series UID"])
+        for table in (self.studies, self.series):
+            table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+            table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+            table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+            table.horizontalHeader().setStretchLastSection(True)
+        self.route = QtWidgets.QComboBox()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.retrieve_button = QtWidgets.QPushButton("Retrieve")
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.status = QtWidgets.QLabel("")
+        self.status.setObjectName("pacsStatus")
+        self.status.setWordWrap(True)
+
+        form = QtWidgets.QFormLayout()
+        form.addRow("PACS", self.node)
+        form.addRow("Patient ID", self.patient_id)
+        form.addRow("Study date", self.study_date)
+        form.addRow("Accession", self.accession)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.search_button)
+        layout.addWidget(QtWidgets.QLabel("CT studies"))
+        layout.addWidget(self.studies)
+        layout.addWidget(QtWidgets.QLabel("CT series"))
+        layout.addWidget(self.series)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Route"))
+        row.addWidget(self.route)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.retrieve_button)
+        row.addWidget(self.cancel_button)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        if not self.settings.pacs:
+            self._show("no PACS is configured: add one in the first-run dialog or with 'readerapp pacs add'", False)
+            self.search_button.setEnabled(False)
+
+        self.search_button.clicked.connect(self.search)
+        self.studies.itemSelectionChanged.connect(self._study_selected)
+        self.retrieve_button.clicked.connect(self.retrieve)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.node.currentIndexChanged.connect(self._node_changed)
+        self._study_hits: list[Any] = []
+        self._series_hits: list[Any] = []
+        self._node_changed()
+        self.resize(820, 640)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _show(self, text: str, ok: bool = True) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("" if ok else "color: #c0392b;")
+
+    def _node_changed(self) -> None:
+        self.route.clear()
+        name = self.node.currentData()
+        if name is None:
+            return
+        if self.settings.pacs[name].kind == "dicomweb":
+            self.route.addItem("WADO-RS", "wado")
+        else:
+            self.route.addItem("C-GET", "get")
+            self.route.addItem("C-MOVE", "move")
+        self._client = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            from ..pacs import open_client
+
+            self._client = open_client(self.node.currentData(), self.settings)
+        return self._client
+
+    def _busy(self, busy: bool) -> None:
+        for w in (self.search_button, self.retrieve_button, self.node):
+            w.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self._show(message)
+
+    def _retrieving(self) -> bool:
+        return self._worker is not None and self._worker.isRunning() and self._kind == "retrieve"
+
+    def _start(self, job: Any, on_done: Any, kind: str = "query") -> None:
+        if self._worker is not None:
+            self._worker.wait()  # a query's worker is just returning from its last signal
+        worker = _Worker(job, self)
+        worker.progressed.connect(self._on_progress)
+        worker.succeeded.connect(on_done)
+        worker.failed.connect(lambda msg: self._show(msg, False))
+        worker.finished.connect(lambda: self._busy(False) if self._worker is worker else None)
+        self._worker, self._kind = worker, kind
+        self._busy(True)
+        worker.start()
+
+    # -- actions ----------------------------------------------------------------------------
+    def search(self) -> None:
+        try:
+            client = self.client()
+        except ReaderAppError as exc:
+            self._show(str(exc), False)
+            return
+        pid, date, acc = self.patient_id.text().strip(), self.study_date.text().strip(), self.accession.text().strip()
+        self._show("searching ...")
+        self._start(
+            lambda progress: client.find_studies(patient_id=pid, study_date=date, accession_number=acc),
+            self._show_studies,
+        )
+
+    def _show_studies(self, hits: list[Any]) -> None:
+        self._study_hits = hits
+        self.studies.setRowCount(len(hits))
+        for r, h in enumerate(hits):
+            for c, v in enumerate((h.study_date, h.patient_id, h.accession_number, h.description, h.n_series)):
+                self.studies.setItem(r, c, QtWidgets.QTableWidgetItem("" if v is None else str(v)))
+        self.series.setRowCount(0)
+        self._show(f"{len(hits)} CT stud{'y' if len(hits) == 1 else 'ies'} found")
+        if hits:
+            self.studies.selectRow(0)
+
+    def _study_selected(self) -> None:
+        rows = self.studies.selectionModel().selectedRows()
+        if not rows or self._retrieving():
+            return
+        study = self._study_hits[rows[0].row()]
+        client = self.client()
+        self._start(lambda progress: client.find_series(study.study_uid), self._show_series)
+
+    def _show_series(self, hits: list[Any]) -> None:
+        self._series_hits = hits
+        self.series.setRowCount(len(hits))
+        for r, h in enumerate(hits):
+            for c, v in enumerate((h.series_number, h.description, h.n_instances, h.series_uid)):
+                self.series.setItem(r, c, QtWidgets.QTableWidgetItem("" if v is None else str(v)))
+        if hits:
+            self.series.selectRow(0)
+
+    def retrieve(self) -> None:
+        rows = self.series.selectionModel().selectedRows()
+        if not rows:
+            self._show("choose a series first", False)
+            return
+        hit = self._series_hits[rows[0].row()]
+        from ..pacs.pull import retrieve_series
+
+        client, route = self.client(), self.route.currentData() or ""
+        dest = self.settings.effective_staging_dir()
+        self.progress.setValue(0)
+        self._start(
+            lambda progress: retrieve_series(client, hit.study_uid, hit.series_uid, dest, route=route,
+                                             progress=progress),
+            self._retrieved,
+            kind="retrieve",
+        )
+
+    def _retrieved(self, result: Any) -> None:
+        self.last_results.append(result)
+        if result.complete:
+            self.progress.setValue(1000)
+            self._show(f"{result.received} retrieved, {result.skipped} already present: {result.folder}")
+            self.series_retrieved.emit(Path(result.folder))
+        else:
+            self._show(f"incomplete ({len(result.failed)} missing): Retrieve again to resume", False)
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def done(self, r: int) -> None:  # closing waits for the worker so no thread outlives the dialog
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker.wait(30000)
+        if self._client is not None:
+            self._client.close()
+        super().done(r)
