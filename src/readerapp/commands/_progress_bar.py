@@ -8,11 +8,13 @@ from typing import TextIO
 
 
 class ProgressBar:
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(
+        self, label: str, stream: TextIO | None = None, width: int = 30, quiet: bool = False
+    ) -> None:
         self.label = label
         self.stream = stream or sys.stderr
         self.width = width
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = not quiet and bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
         self.t0 = time.perf_counter()
 

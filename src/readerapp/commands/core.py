@@ -113,12 +113,12 @@ def run_analyze(args: argparse.Namespace) -> int:
     from ..io.labelmap import write_labelmap
     from ._progress_bar import ProgressBar
 
-    bar = ProgressBar("loading", stream=None if not args.quiet else open(os.devnull, "w"))
+    bar = ProgressBar("loading", quiet=args.quiet)
     volumes = _load(args.series, args.series_uids, bar, args.fill_gaps)
     bar.close()
     results = []
     for i, vol in enumerate(volumes):
-        bar = ProgressBar(f"series {i + 1}/{len(volumes)}", stream=None if not args.quiet else open(os.devnull, "w"))
+        bar = ProgressBar(f"series {i + 1}/{len(volumes)}", quiet=args.quiet)
         res = analyze(vol, backend=args.backend, method=args.method, progress=bar)
         bar.close()
         if args.labels_out:

@@ -65,9 +65,10 @@ def read_labelmap(
             f"{p.name}: label map origin/direction differ from the series' "
             f"(origin by {origin_off:.2f} mm, direction by {dir_off:.4f}); voxel grid used as is"
         )
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-            raise LabelMapError(f"{p}: label map holds non-integer values; expected labels 0..3")
+    if np.issubdtype(arr.dtype, np.floating) and (
+        not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr))
+    ):
+        raise LabelMapError(f"{p}: label map holds non-integer values; expected labels 0..3")
     lo, hi = (arr.min(), arr.max()) if arr.size else (0, 0)
     if lo < 0 or hi > MAX_LABEL:
         bad = np.unique(arr[(arr < 0) | (arr > MAX_LABEL)])[:10]
