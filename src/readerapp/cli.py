@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_quiet_pydicom)
     if args.command is None:
-        if "view" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+        choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        if choices and "view" in choices:
             args = parser.parse_args([*argv_list, "view"])
         else:
             parser.print_help()

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="assignment,name-defined"
 """CPU densitometry: one fused pass over the volume, compiled with Numba where available.
 
 A pure-NumPy path needs several passes and temporaries (mask, bin index, bincount), which on a
