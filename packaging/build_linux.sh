@@ -85,7 +85,14 @@ if [ "$1" = configure ]; then
 fi
 exit 0
 POST
-cp "$PKG/DEBIAN/postinst" "$PKG/DEBIAN/postrm"
+cat > "$PKG/DEBIAN/postrm" <<'POST'
+#!/bin/sh
+set -e
+if [ "$1" = remove ] || [ "$1" = purge ]; then
+    command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q /usr/share/applications || true
+fi
+exit 0
+POST
 chmod 0755 "$PKG/DEBIAN/postinst" "$PKG/DEBIAN/postrm"
 
 DEB="$OUT/readerapp_${VERSION}_${ARCH}.deb"

@@ -9,9 +9,11 @@ mode="${1:-run}"
 
 pkgs=(libgl1 libegl1 libosmesa6 libegl-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcb-cursor0
       libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-xinerama0 libxcb-randr0
-      libxcb-shape0 libxcb-xkb1 libfontconfig1 libdbus-1-3 python3-venv)
+      libxcb-shape0 libxcb-xkb1 libfontconfig1 libdbus-1-3 python3-venv
+      libxi6 libxext6 libxrender1 libx11-6 libx11-xcb1 libxcb1 libxcb-xfixes0 libxcb-shm0
+      libxcb-sync1 libxcb-render0 libfreetype6 libglx-mesa0 libxkbcommon0)
 if [ "$mode" = "--test" ]; then
-  pkgs+=(postgresql orthanc orthanc-dicomweb dpkg-dev)
+  pkgs+=(postgresql orthanc orthanc-dicomweb dpkg-dev util-linux)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

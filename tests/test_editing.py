@@ -97,6 +97,9 @@ def test_connected_region_fill_exact():
     assert connected_region(hu, labels, (6, 12, 12), (-750, -300), plane_axis=0).size == 60
     assert connected_region(hu, labels, (7, 12, 12), (-750, -300), plane_axis=0).size == 59
     assert connected_region(hu, labels, (0, 0, 0), (-750, -300)).size == 0  # seed out of range
+    # A bounded search: 2 voxels around the seed in z, 3 in y and x.
+    assert connected_region(hu, labels, (6, 12, 12), (-750, -300), max_radius_vox=(2, 3, 3)).size == (
+        4 * 6 * 6 - 1)  # x 10..15 of the block, minus the hole
     labels[:, :, :15] = Label.OUTSIDE
     assert connected_region(hu, labels, (6, 12, 17), (-750, -300)).size == 4 * 6 * 5
     ed = LabelEditor(hu, labels)

@@ -23,6 +23,7 @@ BONE_HU = 500
 BLOOD_HU = 45
 GGO_HU = -550
 CONSOLIDATION_HU = 20
+LIVER_HU = 55
 
 
 @dataclass
@@ -95,6 +96,7 @@ def make_chest_phantom(
     mediastinal_fat: bool = True,
     dependent_consolidation: bool = False,
     dependent_gradient_hu: float = 0.0,
+    liver_dome: bool = False,
 ) -> Phantom:
     """A chest phantom on a (z, y, x) grid with spacing (x, y, z) mm.
 
@@ -106,6 +108,9 @@ def make_chest_phantom(
     the posterior chest wall of the low-x lung (``parts["dependent_consolidation"]``, also in
     ``parts["consolidation"]``). ``dependent_gradient_hu`` raises the aerated lung's HU linearly
     from 0 at its front to this value at its back, as gravity does in a supine patient.
+    ``liver_dome`` pushes a liver dome (and a smaller spleen dome on the other side) up into the
+    lung bases from below, medially, so each lung base wraps it as a C open towards the
+    mediastinum: the organ must never become lung (``parts["liver"]``).
     """
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape
@@ -138,6 +143,20 @@ def make_chest_phantom(
         cx = side * 62 * s
         inplane = (((x - cx) / (48 * s)) ** 2 + ((y + 5 * s) / (72 * s)) ** 2).astype(np.float32)
         lungs |= inplane + (((z - lz_c) / lz_r) ** 2).astype(np.float32) <= 1.0
+    domes = np.zeros(shape, bool)
+    if liver_dome:
+        # (centre x, centre y, radius y, top above the lung's lowest point (fraction of its
+        # half-height), radius x), lengths in units of s; anterior, so the lung behind reaches
+        # lower (the posterior recess), and medial, so the lung is a C open medially; the
+        # dome's ellipsoid reaches below the volume, so the organ continues under the lungs
+        for cxd, cyd, ryd, rise, rxd in ((-30, -25, 60, 0.55, 55), (35, -20, 45, 0.4, 40)):
+            rzd = 0.6 * lz_r
+            czd = lz_c - lz_r + rise * lz_r - rzd
+            domes |= ((((x - cxd * s) / (rxd * s)) ** 2 + ((y - cyd * s) / (ryd * s)) ** 2
+                       + ((z - czd) / rzd) ** 2) <= 1.0)
+        domes |= (z < czd) & ((x / (body_a - 20 * s)) ** 2 + (y / (body_b - 20 * s)) ** 2 <= 1.0)
+        domes = np.broadcast_to(domes, shape) & np.broadcast_to(fat_inner, shape)
+        lungs &= ~domes
     hu[lungs] = LUNG_HU
     if dependent_gradient_hu:
         frac = np.clip((y + 77 * s) / (144 * s), 0.0, 1.0).astype(np.float32)
@@ -188,6 +207,9 @@ def make_chest_phantom(
         "aorta": aorta,
         "body": np.ascontiguousarray(body),
     }
+    if liver_dome:
+        hu[domes] = LIVER_HU
+        parts["liver"] = np.ascontiguousarray(domes)
     if lesions:
         def ball(c, r):
             return _ball(z, y, x, c, r)

@@ -99,7 +99,11 @@ def atomic_write(path: Path, writer: Callable[[Path], None], suffix: str = "") -
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+    def write(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
 
 
 def _write_labels(path: Path, labels: np.ndarray, volume: CTVolume) -> None:

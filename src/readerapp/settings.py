@@ -290,7 +290,8 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
 
 
 # -- credentials ------------------------------------------------------------------------------
-def _env_name(node: str) -> str:
+def password_env_var(node: str) -> str:
+    """The environment variable holding a PACS node's password."""
     return "READERAPP_PACS_PASSWORD_" + re.sub(r"[^A-Za-z0-9]", "_", node).upper()
 
 
@@ -309,7 +310,7 @@ def _read_credentials() -> dict[str, Any]:
 
 def pacs_password(node: str) -> str | None:
     """The password of a PACS node: ``READERAPP_PACS_PASSWORD_<NODE>``, else credentials.json."""
-    env = os.environ.get(_env_name(node))
+    env = os.environ.get(password_env_var(node))
     if env is not None:
         return env
     value = (_read_credentials().get("pacs") or {}).get(node)

@@ -63,3 +63,13 @@ def test_live_numbers_on_gpu(make_window, open_scan, chest_ct_dir, qtbot):
     from readerapp.densitometry import compute_table
 
     assert s.acc.table == compute_table(s.volume.hu, s.labels, backend="numpy")
+
+
+def test_cancel_loading_leaves_a_usable_window(make_window, chest_ct_dir, qtbot):
+    w = make_window()
+    w.open_series([str(chest_ct_dir)])
+    assert w.cancel_button.isVisible()
+    w.cancel_button.click()
+    qtbot.waitUntil(lambda: w._thread is None, timeout=60_000)
+    assert w.controller.session is None and not w.errors
+    assert not w.progress.isVisible()

@@ -49,6 +49,13 @@ def test_phantom_paint_numbers_follow_and_undo_restores(make_window, open_scan, 
     assert w.numbers.table.item(6, 2).text() not in ("0", "—")  # the Δ column moved
     # Live: the numbers changed during the drag, not only at release.
     assert len(w.controller.event_latencies) == 3
+    # The 3D view redoes only the touched slabs; the result equals a full downsampling.
+    from readerapp.gui.volume_view import VolumeView
+
+    w.volume_view.rebuild()
+    small, f, fz = w.volume_view._downsampled(s.labels, s.volume.spacing)
+    assert np.array_equal(small, VolumeView._down_xy_z(s.labels, f, fz))
+    assert (small == Label.CONSOLIDATION).sum() > (VolumeView._down_xy_z(before, f, fz) == 3).sum()
     w.actions_["undo"].trigger()
     assert np.array_equal(s.labels, before)
     assert w.numbers.current == start
@@ -144,16 +151,31 @@ def test_forms_block_incomplete_save_then_save_and_load(make_window, open_scan, 
     assert read.form.severity_total() == 10
     assert read.endpoints["lesion_volume_ml"] == pytest.approx(w.numbers.current["lesion_volume_ml"])
     assert not s.modified
+    # Opening the scan with the read folder as labels continues that read: labels and form.
+    w2 = make_window(journal_root=tmp_path / "j2")
+    s2 = open_scan(w2, phantom.volume, labels=out)
+    assert np.array_equal(s2.labels, s.labels) and s2.source == "corrected"
+    assert w2.forms.form() == read.form and w2.forms.missing() == []
 
 
-def test_bad_folder_gives_a_clear_error_not_a_crash(make_window, qtbot, tmp_path):
+def test_dropped_bad_folder_gives_a_clear_error_and_joins_recent(make_window, qtbot, tmp_path):
+    from PySide6 import QtCore, QtGui
+
     w = make_window()
-    (tmp_path / "notdicom").mkdir()
-    (tmp_path / "notdicom" / "x.txt").write_text("hello")
+    folder = tmp_path / "notdicom"
+    folder.mkdir()
+    (folder / "x.txt").write_text("hello")
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(folder))])
+    drop = QtGui.QDropEvent(QtCore.QPointF(50, 50), QtCore.Qt.DropAction.CopyAction, mime,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(w.load_failed, timeout=30_000) as sig:
-        w.open_series([str(tmp_path / "notdicom")])
+        w.dropEvent(drop)
     assert "notdicom" in sig.args[0] or "DICOM" in sig.args[0]
     assert w.controller.session is None and w.errors
+    qtbot.waitUntil(lambda: w._thread is None, timeout=10_000)
+    assert w.recent()[0] == str(folder)
+    assert [a.text() for a in w.recent_menu.actions()] == [str(folder)]
 
 
 def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, qtbot):

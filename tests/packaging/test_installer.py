@@ -50,29 +50,46 @@ def installed(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("installer")
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "LEVEL": os.environ.get("READERAPP_DEB_LEVEL", "1")}
-    t0 = time.perf_counter()
-    build = subprocess.run(["bash", str(REPO / "packaging" / "build_linux.sh")], env=env,
-                           capture_output=True, text=True, timeout=480)
-    build_s = time.perf_counter() - t0
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    debs = sorted(out.glob("readerapp_*.deb"))
-    assert len(debs) == 1, build.stdout[-2000:]
-    deb = debs[0]
-    t1 = time.perf_counter()
-    inst = subprocess.run(["dpkg", "-i", str(deb)], capture_output=True, text=True, timeout=300)
-    install_s = time.perf_counter() - t1
-    figures = {"build_s": round(build_s, 1), "install_s": round(install_s, 1),
-               "deb_mb": round(deb.stat().st_size / 1e6, 1), "build_log": build.stdout.strip().splitlines()[-3:]}
-    print("\ninstaller figures:", json.dumps(figures))
+    installed_here = False
     try:
+        t0 = time.perf_counter()
+        build = subprocess.run(["bash", str(REPO / "packaging" / "build_linux.sh")], env=env,
+                               capture_output=True, text=True, timeout=480)
+        build_s = time.perf_counter() - t0
+        assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+        debs = sorted(out.glob("readerapp_*.deb"))
+        assert len(debs) == 1, build.stdout[-2000:]
+        deb = debs[0]
+        missing = _missing_depends(deb)
+        assert not missing, f"the package's Depends are not installed here (add them to scripts/setup.sh): {missing}"
+        t1 = time.perf_counter()
+        installed_here = True
+        inst = subprocess.run(["dpkg", "-i", str(deb)], capture_output=True, text=True, timeout=300)
+        install_s = time.perf_counter() - t1
         assert inst.returncode == 0, inst.stdout + inst.stderr
+        figures = {"build_s": round(build_s, 1), "install_s": round(install_s, 1),
+                   "deb_mb": round(deb.stat().st_size / 1e6, 1), "build_log": build.stdout.strip().splitlines()[-3:]}
+        print("\ninstaller figures:", json.dumps(figures))
         yield deb, out, figures
     finally:
-        subprocess.run(["dpkg", "-r", "readerapp"], capture_output=True, text=True, timeout=300)
-        shutil.rmtree(out / "pyinstaller", ignore_errors=True)
-        shutil.rmtree(out / "build", ignore_errors=True)
-        deb.unlink(missing_ok=True)
+        if installed_here:
+            subprocess.run(["dpkg", "--purge", "readerapp"], capture_output=True, text=True, timeout=300)
+        for sub in ("pyinstaller", "build", "deb"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for deb_file in out.glob("*.deb"):
+            deb_file.unlink()
 
+
+def _missing_depends(deb: Path) -> list[str]:
+    """Depends entries (with their alternatives) of which no package is installed here."""
+    depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True).stdout
+
+    def installed(name: str) -> bool:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True)
+        return "install ok installed" in r.stdout
+
+    entries = [d.strip() for d in depends.split(",") if d.strip()]
+    return [e for e in entries if not any(installed(a.strip().split(" ")[0]) for a in e.split("|"))]
 
 def _run(args: list[str], home: Path, timeout: int = 180) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("READERAPP_", "PYTHON", "QT_", "VTK_"))}

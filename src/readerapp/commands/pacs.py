@@ -236,6 +236,15 @@ def run_retrieve(args: argparse.Namespace) -> int:
     client = open_client(args.node, settings)
     bar = _progress("retrieve", args.quiet)
     try:
+        if service is not None and not args.series_uid:
+            from ..pacs.pull import pick_series
+
+            hits = pick_series(client, args.study_uid)
+            if len(hits) != 1:
+                raise PacsError(
+                    f"study {args.study_uid} has {len(hits)} CT series: name the one to import with "
+                    "--series (see 'readerapp pacs query --study UID')"
+                )
         results = retrieve_study(client, args.study_uid, dest, series_uid=args.series_uid,
                                  route=args.route, progress=bar)
     finally:
@@ -247,10 +256,6 @@ def run_retrieve(args: argparse.Namespace) -> int:
         print(f"series {res.series_uid}: {res.received} retrieved, {res.skipped} already present, "
               f"{state} -> {res.folder}")
     if service is not None:
-        if len(results) != 1:
-            raise PacsError(
-                f"study {args.study_uid} has {len(results)} CT series: name the one to import with --series"
-            )
         code = import_series(results[0], service, actor, args.subject, args.visit,
                              keep_staging=args.keep_staging)
         print(f"imported as case {code}")

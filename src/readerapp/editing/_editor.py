@@ -250,8 +250,6 @@ class LabelEditor:
     def _push(self, edit: Edit) -> None:
         self._undo.append(edit)
         self._undo_bytes += edit.nbytes
-        for e in self._redo:
-            del e
         self._redo.clear()
         while self._undo_bytes > self.undo_budget_bytes and len(self._undo) > 1:
             dropped = self._undo.popleft()

@@ -37,6 +37,8 @@ class Prepared:
     provenance: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: The form of a saved read opened with its labels (to continue or review that read).
+    form: ReadForm | None = None
 
 
 def _fallback_lungs(volume: CTVolume) -> np.ndarray:
@@ -95,14 +97,17 @@ def prepare(
         from ..io.labelmap import read_labelmap
 
         labels_path = Path(labels_path)
-        if labels_path.is_dir():  # a saved read folder
-            from ..readfile import LABELS_NAME
+        form = None
+        if labels_path.is_dir():  # a saved read folder: its checked labels and its form
+            from ..readfile import load_read
 
-            labels_path = labels_path / LABELS_NAME
-        labels = read_labelmap(labels_path, volume)
+            read = load_read(labels_path, volume)
+            labels, form = read.labels, read.form
+        else:
+            labels = read_labelmap(labels_path, volume)
         progress(1.0, "label map loaded")
         return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "file",
-                        {"labels_path": str(labels_path)}, warnings, timings)
+                        {"labels_path": str(labels_path)}, warnings, timings, form)
     t1 = time.perf_counter()
     try:
         from ..segmentation import get_segmenter
@@ -247,10 +252,15 @@ class ReadingSession:
         folder = save_read(folder, volume=self.volume, labels=self.labels, form=form,
                            endpoints=endpoints, source=self.source)
         self.form = form
+        self.mark_saved()
+        return folder
+
+    def mark_saved(self) -> None:
+        """The current labels are stored elsewhere (a read folder, the study database): nothing
+        is left to restore after a crash, and closing deletes the journal."""
         self.steps_since_save = 0
         if self.journal is not None:
             self.journal.mark_saved()
-        return folder
 
     def close(self) -> None:
         """Stop journaling; a journal with nothing unsaved is deleted (nothing to restore)."""

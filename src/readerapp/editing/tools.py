@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Generator, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -126,7 +127,7 @@ def connected_region(
     *,
     plane_axis: int | None = None,
     inside_lung: bool = True,
-    max_radius_vox: int | None = None,
+    max_radius_vox: int | Sequence[int] | None = None,
 ) -> np.ndarray:
     """Flat indices of the region connected (6-neighbours) to ``seed`` with lo <= HU < hi.
 
@@ -138,12 +139,15 @@ def connected_region(
     shape = hu.shape
     if not all(0 <= ci < n for ci, n in zip(c, shape, strict=False)):
         return np.zeros(0, np.int64)
+    if max_radius_vox is not None and np.ndim(max_radius_vox) == 0:
+        max_radius_vox = (int(max_radius_vox),) * 3  # type: ignore[arg-type]
     box = []
     for ax, (ci, n) in enumerate(zip(c, shape, strict=False)):
         if plane_axis is not None and ax == plane_axis:
             box.append(slice(ci, ci + 1))
         elif max_radius_vox is not None:
-            box.append(slice(max(ci - max_radius_vox, 0), min(ci + max_radius_vox + 1, n)))
+            r = int(max_radius_vox[ax])  # type: ignore[index]
+            box.append(slice(max(ci - r, 0), min(ci + r + 1, n)))
         else:
             box.append(slice(0, n))
     box_t = tuple(box)
@@ -205,7 +209,7 @@ def interpolate_between(
     a, b = sorted((int(a), int(b)))
     if b - a < 2:
         return np.zeros(0, np.int64)
-    sl = [slice(None)] * 3
+    sl: list[Any] = [slice(None)] * 3
     sl[axis] = a
     ka = labels[tuple(sl)] == label
     sl[axis] = b
@@ -231,7 +235,7 @@ def interpolate_between(
         r, c = np.nonzero(m)
         r = r + bb[0].start
         c = c + bb[1].start
-        coords = [None, None, None]
+        coords: list[Any] = [None, None, None]
         other = [ax for ax in range(3) if ax != axis]
         coords[axis] = np.full(r.size, k)
         coords[other[0]] = r

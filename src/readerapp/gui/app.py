@@ -105,9 +105,13 @@ def run(
     if not interactive:
         if series:
             _wait_for(win, timeout_s=600)
+            win.cancel_loading()
+            while win._thread is not None:  # let the worker thread end before anything else
+                app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
             if win.errors and win.controller.session is None:
                 from ..errors import ReaderAppError
 
+                win.close()
                 raise ReaderAppError(win.errors[-1])
         for _ in range(3):
             app.processEvents()

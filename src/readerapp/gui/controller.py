@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Generator
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from PySide6 import QtCore
@@ -26,6 +28,7 @@ from ..editing.session import ReadingSession
 from ..labels import LABEL_HU_RANGE, Label
 from .state import Tool, ToolSettings
 
+FILL_RADIUS_MM = 120.0
 BRUSH_SIZES_MM = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0)
 
 MODE_LABEL = {Mode.GGO: Label.GGO, Mode.CONSOLIDATION: Label.CONSOLIDATION}
@@ -41,9 +44,10 @@ class EditController(QtCore.QObject):
         super().__init__()
         self.session: ReadingSession | None = None
         #: What the views draw: the session, or a preview (CT only) while segmentation runs.
-        self.display = None
+        self.display: Any = None
         self.settings = ToolSettings()
-        self._stroke = None
+        self._stroke: Generator[int, Any, None] | None = None
+        self._axis = 0
         self._painted_slices: list[tuple[int, int]] = []  # (axis, slice) most recent last
         self._last_label_mode: Mode = Mode.GGO
         #: Seconds from each brush event to updated endpoints (for the benchmark and the HUD).
@@ -104,11 +108,12 @@ class EditController(QtCore.QObject):
         if self.session is None:
             return
         st = self.settings
-        self._stroke = brush_tool(
+        stroke = brush_tool(
             self.session.editor, st.mode, st.radius_mm, self.session.volume.spacing_zyx,
             plane_axis=None if st.sphere else axis, options=self.options(),
         )
-        next(self._stroke)
+        next(stroke)
+        self._stroke = stroke
         self._axis = axis
         self.move_paint(zyx)
 
@@ -138,10 +143,13 @@ class EditController(QtCore.QObject):
         st = self.settings
         if st.tool is Tool.FILL:
             mode = st.mode
-            rng = st.fill_range or LABEL_HU_RANGE.get(MODE_LABEL.get(mode, Label.GGO))
+            rng: tuple[float, float] = st.fill_range or LABEL_HU_RANGE[MODE_LABEL.get(mode, Label.GGO)]
+            # A 3D fill searches at most FILL_RADIUS_MM around the click (fast on any scan).
+            reach = tuple(int(FILL_RADIUS_MM / sp) + 1 for sp in self.session.volume.spacing_zyx)
             idx = connected_region(
                 self.session.volume.hu, self.session.labels, zyx, rng,
                 plane_axis=None if st.fill_3d else axis, inside_lung=st.keep_inside_lung,
+                max_radius_vox=reach,
             )
             if idx.size == 0:
                 self.message.emit(f"Fill: the voxel clicked is not within {rng[0]:g}..{rng[1]:g} HU")

@@ -141,16 +141,31 @@ class DensitometryPanel(QtWidgets.QWidget):
         lay.addWidget(self.hist)
         self.current: dict = {}
 
+    def _item(self, row: int, col: int) -> QtWidgets.QTableWidgetItem:
+        item = self.table.item(row, col)
+        assert item is not None  # every cell is created in __init__
+        return item
+
+    def clear(self, message: str = "") -> None:
+        """No numbers yet (a scan is being segmented)."""
+        for r in range(self.table.rowCount()):
+            for c in range(3):
+                self._item(r, c).setText("—")
+        self.current = {}
+        self.source_label.setText(message)
+        self.hist.counts = None
+        self.hist.update()
+
     def set_initial(self, endpoints_dict: dict, title: str = "Auto") -> None:
-        self.table.horizontalHeaderItem(0).setText(title)
+        self.table.setHorizontalHeaderItem(0, QtWidgets.QTableWidgetItem(title))
         self._fill_column(0, endpoints_dict)
         self._initial = endpoints_dict
 
     def _fill_column(self, col: int, d: dict) -> None:
         for r, (key, _, _) in enumerate(ROWS):
-            self.table.item(r, col).setText(_fmt(d.get(key)))
+            self._item(r, col).setText(_fmt(d.get(key)))
         for b, bin_ in enumerate(d.get("density_histogram", [])):
-            self.table.item(len(ROWS) + b, col).setText(_fmt(bin_["pct"]))
+            self._item(len(ROWS) + b, col).setText(_fmt(bin_["pct"]))
 
     def update_values(self, session) -> None:  # type: ignore[no-untyped-def]
         """Refresh from the accumulator (cheap: no pass over the volume)."""
@@ -161,11 +176,11 @@ class DensitometryPanel(QtWidgets.QWidget):
         for r, (key, _, _) in enumerate(ROWS):
             a, b = d.get(key), start.get(key)
             diff = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-            self.table.item(r, 2).setText(_fmt_diff(diff))
+            self._item(r, 2).setText(_fmt_diff(diff))
         for b, bin_ in enumerate(d["density_histogram"]):
             s = start.get("density_histogram", [{}] * 4)[b].get("pct")
             diff = bin_["pct"] - s if s is not None else None
-            self.table.item(len(ROWS) + b, 2).setText(_fmt_diff(diff))
+            self._item(len(ROWS) + b, 2).setText(_fmt_diff(diff))
         backend = session.backend
         self.backend_label.setText(
             "Backend: CuPy (GPU)" if backend == "cupy" else "Backend: NumPy (CPU)"

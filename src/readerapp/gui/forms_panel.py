@@ -14,35 +14,47 @@ from ..forms import FIBROSIS_FEATURES, LOBE_NAMES, LOBES, SEVERITY_SCALE, ReadFo
 UNANSWERED = "—"
 
 
+def _combo(min_chars: int) -> QtWidgets.QComboBox:
+    """A combo box that may be narrower than its longest item (the form must fit a side panel)."""
+    cb = QtWidgets.QComboBox()
+    cb.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    cb.setMinimumContentsLength(min_chars)
+    cb.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+    return cb
+
+
 class FormsPanel(QtWidgets.QScrollArea):
     changed = QtCore.Signal()
 
     def __init__(self, parent=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         inner = QtWidgets.QWidget()
         self.setWidget(inner)
         lay = QtWidgets.QVBoxLayout(inner)
         lay.setContentsMargins(4, 4, 4, 4)
 
-        sev_box = QtWidgets.QGroupBox("CT severity score (extent of involvement per lobe)")
+        sev_box = QtWidgets.QGroupBox("CT severity score (extent per lobe, 0-5)")
         sev = QtWidgets.QGridLayout(sev_box)
         self.severity: dict[str, QtWidgets.QComboBox] = {}
         for i, lobe in enumerate(LOBES):
             lab = QtWidgets.QLabel(lobe)
             lab.setToolTip(LOBE_NAMES[lobe])
-            cb = QtWidgets.QComboBox()
+            cb = _combo(6)
             cb.addItem(UNANSWERED, None)
             for score, text in SEVERITY_SCALE.items():
                 cb.addItem(f"{score}  ({text})", score)
             cb.setToolTip(f"Extent of involvement of the {LOBE_NAMES[lobe]}, 0 to 5")
             cb.currentIndexChanged.connect(self._changed)
-            sev.addWidget(lab, i // 3, (i % 3) * 2)
-            sev.addWidget(cb, i // 3, (i % 3) * 2 + 1)
+            sev.addWidget(lab, i // 2, (i % 2) * 2)
+            sev.addWidget(cb, i // 2, (i % 2) * 2 + 1)
             self.severity[lobe] = cb
         self.total_label = QtWidgets.QLabel("Total: — / 25")
         self.total_label.setObjectName("severityTotal")
-        sev.addWidget(self.total_label, 1, 4, 1, 2)
+        sev.addWidget(self.total_label, 3, 0, 1, 4)
+        sev.setColumnStretch(1, 1)
+        sev.setColumnStretch(3, 1)
         lay.addWidget(sev_box)
 
         self.day90 = QtWidgets.QCheckBox("Day-90 scan: score the fibrosis features")
@@ -52,38 +64,37 @@ class FormsPanel(QtWidgets.QScrollArea):
 
         self.fib_box = QtWidgets.QGroupBox("Fibrosis features: present in the lobe?")
         fib = QtWidgets.QGridLayout(self.fib_box)
-        fib.setHorizontalSpacing(6)
+        fib.setHorizontalSpacing(4)
         for j, lobe in enumerate(LOBES):
             h = QtWidgets.QLabel(f"<b>{lobe}</b>")
             h.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-            fib.addWidget(h, 0, 1 + j)
+            h.setToolTip(LOBE_NAMES[lobe])
+            fib.addWidget(h, 0, j)
         self.fibrosis: dict[str, dict[str, QtWidgets.QComboBox]] = {}
         row = 1
         for f in FIBROSIS_FEATURES:
             title = QtWidgets.QLabel(f"<b>{f.title}</b>")
             title.setWordWrap(True)
-            title.setToolTip(f"{f.definition}\n\nSource: {f.source}")
-            fib.addWidget(title, row, 0)
+            fib.addWidget(title, row, 0, 1, len(LOBES))
+            definition = QtWidgets.QLabel(f.definition + f"  <i>({f.source})</i>")
+            definition.setWordWrap(True)
+            definition.setObjectName("definition")
+            fib.addWidget(definition, row + 1, 0, 1, len(LOBES))
             self.fibrosis[f.key] = {}
             for j, lobe in enumerate(LOBES):
-                cb = QtWidgets.QComboBox()
+                cb = _combo(1)
                 cb.addItem(UNANSWERED, None)
                 cb.addItem("No", False)
                 cb.addItem("Yes", True)
                 cb.setToolTip(f"{f.title}: {LOBE_NAMES[lobe]}")
                 cb.currentIndexChanged.connect(self._changed)
-                fib.addWidget(cb, row, 1 + j)
+                fib.addWidget(cb, row + 2, j)
                 self.fibrosis[f.key][lobe] = cb
-            definition = QtWidgets.QLabel(f.definition + f"  <i>({f.source})</i>")
-            definition.setWordWrap(True)
-            definition.setObjectName("definition")
-            fib.addWidget(definition, row + 1, 0, 1, 1 + len(LOBES))
-            row += 2
+            row += 3
         self.all_no = QtWidgets.QPushButton("Unanswered → No")
         self.all_no.setToolTip("Answer every unanswered fibrosis box with No")
         self.all_no.clicked.connect(self._fill_no)
-        fib.addWidget(self.all_no, row, 0)
-        fib.setColumnStretch(0, 3)
+        fib.addWidget(self.all_no, row, 0, 1, 3)
         lay.addWidget(self.fib_box)
 
         lay.addWidget(QtWidgets.QLabel("Comment"))
@@ -144,7 +155,9 @@ class FormsPanel(QtWidgets.QScrollArea):
         form = self.form()
         answered = sum(v is not None for v in form.severity.values())
         total = form.severity_total()
-        self.total_label.setText(f"<b>Total: {total} / 25</b>" + ("" if answered == 5 else f"  ({5 - answered} lobes unanswered)"))
+        self.total_label.setText(
+            f"<b>Total: {total} / 25</b>"
+            + ("" if answered == 5 else f"  ({5 - answered} lobe(s) unanswered)"))
         missing = form.missing(self.require_fibrosis)
         self.missing_label.setText(
             "Complete: ready to save." if not missing

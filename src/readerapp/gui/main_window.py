@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -48,7 +49,8 @@ class MainWindow(QtWidgets.QMainWindow):
         settings: QtCore.QSettings | None = None,
     ) -> None:
         super().__init__()
-        apply_theme(QtWidgets.QApplication.instance())
+        app = QtWidgets.QApplication.instance()
+        apply_theme(app if isinstance(app, QtWidgets.QApplication) else None)
         self.backend = backend
         self.journal_root = journal_root
         self.use_journal = use_journal
@@ -70,17 +72,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("ReaderApp")
         self.setAcceptDrops(True)
         self._build_views()
+        for n in ("slice_next", "slice_prev"):  # arrows stay with the form's widgets elsewhere
+            act = self.actions_[n]
+            self.removeAction(act)
+            self.stack.addAction(act)
+            act.setShortcutContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._build_docks()
         self._build_menus()
         self._build_statusbar()
         self._connect()
         self.resize(1600, 1000)
+        if interactive:  # the reader's own layout comes back (not in tests or screenshots)
+            geometry = self.settings.value("window/geometry")
+            state = self.settings.value("window/state")
+            if geometry is not None:
+                self.restoreGeometry(geometry)
+            if state is not None:
+                self.restoreState(state)
 
     # --- layout -----------------------------------------------------------------------------
     def _build_views(self) -> None:
         self.slice_views = [SliceView(a, self.state, self.controller) for a in range(3)]
         self.volume_view = VolumeView(self.controller)
-        self.views: list[QtWidgets.QWidget] = [*self.slice_views, self.volume_view]
+        self.views: list[Any] = [*self.slice_views, self.volume_view]
         central = QtWidgets.QWidget()
         self.grid = QtWidgets.QGridLayout(central)
         self.grid.setContentsMargins(2, 2, 2, 2)
@@ -91,6 +105,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "Open a scan: File ▸ Open (Ctrl+O), drop a DICOM folder here, or pick a recent scan."
         )
         self.placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
         self.placeholder.setObjectName("placeholder")
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.placeholder)
@@ -102,7 +117,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tools_panel = ToolsPanel(self.actions_, self.controller, self.state)
         left = QtWidgets.QDockWidget("Tools", self)
         left.setObjectName("toolsDock")
-        left.setWidget(self.tools_panel)
+        scroll = QtWidgets.QScrollArea()  # small screens: scroll rather than force the size
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setWidget(self.tools_panel)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.tools_panel.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width())
+        left.setWidget(scroll)
         left.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, left)
         self.numbers = DensitometryPanel()
@@ -110,7 +132,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.help_view = QtWidgets.QTextBrowser()
         self.help_view.setHtml(help_html(self.actions_))
         self.tabs = QtWidgets.QTabWidget()
-        self.tabs.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 30)
+        self.tabs.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 22)
         self.tabs.addTab(self.numbers, "Densitometry")
         self.tabs.addTab(self.forms, "Read form")
         self.tabs.addTab(self.help_view, "Help")
@@ -119,14 +141,13 @@ class MainWindow(QtWidgets.QMainWindow):
         right.setWidget(self.tabs)
         right.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, right)
-        em = self.fontMetrics().horizontalAdvance("M")
-        left.setMaximumWidth(em * 22)
         self._docks = (left, right)
         QtCore.QTimer.singleShot(0, self._size_docks)
 
     def _size_docks(self) -> None:
         em = self.fontMetrics().horizontalAdvance("M")
-        self.resizeDocks(list(self._docks), [em * 20, max(em * 30, self.width() // 4)],
+        left_w = self._docks[0].widget().minimumWidth()
+        self.resizeDocks(list(self._docks), [left_w, max(em * 30, self.width() // 4)],
                          QtCore.Qt.Orientation.Horizontal)
 
     def _build_menus(self) -> None:
@@ -235,6 +256,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._thread is not None:
             self.show_error("A scan is still loading; cancel it first.")
             return
+        s = self.controller.session
+        if self.interactive and s is not None and s.modified:
+            answer = QtWidgets.QMessageBox.question(
+                self, "Unsaved edits",
+                "The current read has edits that are not saved as a read. They stay in the "
+                "journal and are offered again when you reopen that scan.\n\nOpen the other "
+                "scan anyway?",
+            )
+            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                return
         self._current_inputs = inputs
         if isinstance(inputs, (list, tuple)) and inputs:
             self._add_recent(str(inputs[0]))
@@ -275,6 +306,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.controller.session is not None:
             self.controller.session.close()
         self.controller.show_preview(volume)
+        self.numbers.clear("Segmenting…")
         self.state.reset(volume.shape)
         self.stack.setCurrentIndex(1)
         for v in self.slice_views:
@@ -331,6 +363,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_views()
         self.volume_view.reset()
         self.tools_panel.sync()
+        if session.prepared.form is not None:
+            self.forms.set_form(session.prepared.form)
         for w in session.prepared.warnings:
             self.statusBar().showMessage(w, 10000)
 
@@ -377,6 +411,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_voxels_changed(self, idx: np.ndarray) -> None:
         session = self.controller.session
         self.numbers.update_values(session)  # numbers follow the brush at once
+        self.volume_view.note_change(idx)
         for v in self.slice_views:
             if v.touches(idx):
                 self._dirty.add(v.axis)
@@ -400,6 +435,10 @@ class MainWindow(QtWidgets.QMainWindow):
         a = self.actions_
         a[TOOL_ACTIONS[st.tool]].setChecked(True)
         a[MODE_ACTIONS[st.mode]].setChecked(True)
+        shape = (QtCore.Qt.CursorShape.ArrowCursor if st.tool.value == "navigate"
+                 else QtCore.Qt.CursorShape.CrossCursor)
+        for v in self.slice_views:
+            v.canvas.setCursor(shape)
         self.tools_panel.sync()
         self.statusBar().showMessage(
             f"Tool: {st.tool.value}, label: {st.mode.value}, brush {st.radius_mm:g} mm "
@@ -484,6 +523,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if answer != QtWidgets.QMessageBox.StandardButton.Yes:
                 ev.ignore()
                 return
+        if self.interactive:
+            self.settings.setValue("window/geometry", self.saveGeometry())
+            self.settings.setValue("window/state", self.saveState())
         if self._worker is not None:
             self._worker.cancel()
         if self._thread is not None:

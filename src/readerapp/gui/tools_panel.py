@@ -101,8 +101,10 @@ def help_html(actions: dict[str, QtGui.QAction]) -> str:
     for a in actions.values():
         keys = ", ".join(s.toString(QtGui.QKeySequence.SequenceFormat.NativeText) for s in a.shortcuts())
         if keys:
-            rows.append(f"<tr><td><b>{keys}</b></td><td>{a.text().replace('&', '')}</td>"
-                        f"<td>{a.toolTip() if a.toolTip() != a.text().replace('&', '') else ''}</td></tr>")
+            name = a.text().replace("&", "").rstrip("…")
+            tip = a.statusTip()
+            rows.append(f"<tr><td><b>{keys}</b></td><td>{name}"
+                        + (f" — {tip}" if tip and tip != name else "") + "</td></tr>")
     mouse = [
         ("Wheel", "next / previous slice (Shift: 5 slices)"),
         ("Ctrl + wheel", "brush size"),
@@ -114,7 +116,7 @@ def help_html(actions: dict[str, QtGui.QAction]) -> str:
         ("Left click (Fill / Remove)", "fill the connected region / remove the lesion"),
         ("Double-click", "maximize or restore the view"),
     ]
-    mrows = "".join(f"<tr><td><b>{k}</b></td><td colspan=2>{v}</td></tr>" for k, v in mouse)
+    mrows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in mouse)
     return (
         "<h3>Keyboard</h3><table cellspacing=4>" + "".join(rows) + "</table>"
         "<h3>Mouse</h3><table cellspacing=4>" + mrows + "</table>"

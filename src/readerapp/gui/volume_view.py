@@ -2,8 +2,9 @@
 
 Surfaces come from a downsampled label map (at most about 160 voxels along an axis) through
 vtkSurfaceNets3D, which smooths as it extracts; rebuilding after an edit is throttled (edits only
-mark the view stale; a timer rebuilds at most every ``throttle_ms``), so painting never waits on
-the 3D view. Lesions are max-pooled when downsampled, so a small lesion does not vanish.
+mark the view stale; a timer rebuilds at most every ``throttle_ms``) and redoes only the slabs the
+edit touched, so painting never waits on the 3D view. Lesions are max-pooled when downsampled, so
+a small lesion does not vanish.
 """
 
 from __future__ import annotations
@@ -22,15 +23,6 @@ from .state import COLOURS
 from .vtk_canvas import VtkCanvas
 
 MAX_DIM = 160
-
-
-def downsample(labels: np.ndarray, factor: int) -> np.ndarray:
-    """Block-wise maximum (lesions survive), then lung filled where any label was present."""
-    if factor <= 1:
-        return labels
-    nz, ny, nx = (s // factor * factor for s in labels.shape)
-    v = labels[:nz, :ny, :nx].reshape(nz // factor, factor, ny // factor, factor, nx // factor, factor)
-    return v.max(axis=(1, 3, 5))
 
 
 class VolumeView(QtWidgets.QFrame):
@@ -91,6 +83,9 @@ class VolumeView(QtWidgets.QFrame):
         self._stale = True
         self._camera_set = False
         self.last_rebuild_ms = 0.0
+        self._small: np.ndarray | None = None
+        self._small_key: tuple | None = None
+        self._dirty_z: tuple[int, int] | None = None
 
     def eventFilter(self, obj, ev) -> bool:  # type: ignore[no-untyped-def]  # noqa: N802
         if obj is self.canvas and ev.type() == QtCore.QEvent.Type.MouseButtonDblClick:
@@ -98,23 +93,43 @@ class VolumeView(QtWidgets.QFrame):
             return True
         return False
 
+    def note_change(self, flat_idx: np.ndarray) -> None:
+        """Remember which slices an edit touched: only their blocks are downsampled again."""
+        if flat_idx.size == 0 or self.controller.session is None:
+            return
+        ny, nx = self.controller.session.labels.shape[1:]
+        z0, z1 = int(flat_idx.min()) // (ny * nx), int(flat_idx.max()) // (ny * nx)
+        d = self._dirty_z
+        self._dirty_z = (z0, z1) if d is None else (min(d[0], z0), max(d[1], z1))
+
     def mark_stale(self) -> None:
         """An edit happened: rebuild soon, at most once per ``throttle_ms``."""
         self._stale = True
         if not self._timer.isActive():
             self._timer.start(self.throttle_ms)
 
+    def _downsampled(self, labels: np.ndarray, spacing) -> tuple[np.ndarray, int, int]:  # type: ignore[no-untyped-def]
+        """Block maximum of the label map; after edits only the touched z-blocks are redone."""
+        factor = max(1, int(np.ceil(max(labels.shape[1:]) / MAX_DIM)))
+        fz = min(max(1, int(round(factor * spacing[0] / spacing[2]))), factor)
+        key = (labels.shape, factor, fz, id(labels))
+        if self._small is None or self._small_key != key:
+            self._small = self._down_xy_z(labels, factor, fz)
+            self._small_key = key
+        elif self._dirty_z is not None:
+            zb0 = self._dirty_z[0] // fz
+            zb1 = min(self._dirty_z[1] // fz + 1, self._small.shape[0])
+            if zb1 > zb0:
+                self._small[zb0:zb1] = self._down_xy_z(labels[zb0 * fz : zb1 * fz], factor, fz)
+        self._dirty_z = None
+        return self._small, factor, fz
+
     def rebuild(self) -> None:
         session = self.controller.session
         if session is None:
             return
         t0 = time.perf_counter()
-        labels = session.labels
-        factor = max(1, int(np.ceil(max(labels.shape[1:]) / MAX_DIM)))
-        fz = max(1, int(round(factor * session.volume.spacing[0] / session.volume.spacing[2])))
-        fz = min(fz, factor)
-        # In-plane block max; along z a separate (usually smaller) step for thick slices.
-        small = downsample(labels, factor) if fz == factor else self._down_xy_z(labels, factor, fz)
+        small, factor, fz = self._downsampled(session.labels, session.volume.spacing)
         # Lung surface: everything labelled (so lesions sit inside it), drawn as label 1.
         lung_like = np.where(small > 0, np.uint8(1), np.uint8(0))
         data = np.where(small >= 2, small, lung_like).astype(np.uint8)
@@ -162,5 +177,7 @@ class VolumeView(QtWidgets.QFrame):
         self._camera_set = True
 
     def reset(self) -> None:
+        """A new scan or label map: full rebuild and camera reset."""
         self._camera_set = False
+        self._small = None
         self.rebuild()

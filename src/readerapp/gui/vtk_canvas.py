@@ -39,7 +39,28 @@ class VtkCanvas(QVTKRenderWindowInteractor):
     def render_now(self) -> None:
         """Render if shown; otherwise the next show renders (never before, see STACK.md)."""
         if self.ensure_initialised():
-            self.GetRenderWindow().Render()
+            rw = self.GetRenderWindow()
+            rw.MakeCurrent()  # several OSMesa windows: never draw into another one's buffer
+            rw.Render()
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802
+        """Resize through the render window's own (virtual) SetSize.
+
+        QVTKRenderWindowInteractor calls the base ``vtkRenderWindow.SetSize``, which skips
+        vtkOSOpenGLRenderWindow's reallocation of its offscreen buffer: after a view grew,
+        OSMesa drew past the end of the old buffer (heap corruption, crashes at exit). This is
+        the same method with the derived call, so every render window resizes its buffers.
+        """
+        scale = self.devicePixelRatioF()
+        w, h = max(int(round(scale * self.width())), 1), max(int(round(scale * self.height())), 1)
+        rw = self.GetRenderWindow()
+        rw.SetDPI(int(round(72 * scale)))
+        rw.SetSize(w, h)
+        iren = rw.GetInteractor()
+        if iren is not None:
+            iren.SetSize(w, h)
+            iren.ConfigureEvent()
+        self.update()
 
     def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt naming)
         super().showEvent(ev)
@@ -50,10 +71,11 @@ class VtkCanvas(QVTKRenderWindowInteractor):
         if not self.ensure_initialised():
             return np.zeros((max(self.height(), 1), max(self.width(), 1), 3), np.uint8)
         rw = self.GetRenderWindow()
+        rw.MakeCurrent()
         rw.Render()
         f = vtkWindowToImageFilter()
         f.SetInput(rw)
-        f.SetInputBufferTypeToRGB()
+        f.SetInputBufferTypeToRGBA()  # 4 bytes a pixel: no row-alignment overrun (OSMesa)
         f.ReadFrontBufferOff()
         f.Update()
         img = f.GetOutput()

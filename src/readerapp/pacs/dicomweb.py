@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import PacsError
 from ..progress import ProgressFn, no_progress
-from ..settings import PacsNode
+from ..settings import PacsNode, password_env_var
 from .models import RetrieveResult, SendResult, SeriesHit, StudyHit
 from .staging import Staging
 
@@ -118,8 +118,10 @@ class DicomWebNode:
         except requests.exceptions.HTTPError as exc:
             code = exc.response.status_code if exc.response is not None else 0
             if code in (401, 403):
-                hint = "refused the credentials: check the username and the password " \
-                       f"(READERAPP_PACS_PASSWORD_{self.name.upper()} or credentials.json)"
+                hint = (
+                    "refused the credentials: check the username and the password "
+                    f"({password_env_var(self.name)} or 'readerapp settings password --pacs {self.name}')"
+                )
             elif code == 404:
                 hint = "answered 404 Not Found: unknown study/series or wrong DICOMweb URL"
             else:

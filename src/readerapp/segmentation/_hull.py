@@ -4,7 +4,8 @@ A consolidation against the chest wall or diaphragm is soft-tissue dense, so a t
 shows a bite in the lung's outline there. Per slice and per lung, the bite lies between the lung
 and the chord of its convex hull. Hull defects are added back only when they are
 
-* not medial to the aerated lung in their image row (that is the heart and mediastinum),
+* not medial to the aerated lung in their image row (that is the heart and mediastinum), and
+  mostly lateral as a whole (a row-wise medial cut through the liver dome is not a bite),
 * not bone (coarse HU below ``max_hu``) and inside the body, and
 * small in area (a liver dome seen through the lung base, or the heart in the cardiac notch,
   is larger than ``max_area_mm2``).
@@ -43,14 +44,17 @@ def _hull_rows(pts_yx: np.ndarray, ny: int) -> tuple[np.ndarray, np.ndarray] | N
     return xlo, xhi
 
 
-def hull_defects(side: np.ndarray, lateral_sign: int) -> np.ndarray:
-    """Per-slice convex-hull defects of one lung, without those medial to the lung's rows.
+def hull_defects(side: np.ndarray, lateral_sign: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice convex-hull defects of one lung: (all of them, those not medial to the lung).
 
     ``side`` is a (z, y, x) bool mask of one lung; ``lateral_sign`` is +1 when the lung's lateral
-    side is towards larger x.
+    side is towards larger x. The medial limit is taken row by row, so it can cut a straight
+    edge through an organ inside the hull; :func:`complete_side` uses the uncut defects to see
+    that.
     """
     nz, ny, nx = side.shape
     out = np.zeros_like(side)
+    full = np.zeros_like(side)
     xs = np.arange(nx)
     any_row: np.ndarray = np.asarray(side.any(axis=2))
     first = np.where(any_row, side.argmax(axis=2), -1)
@@ -73,6 +77,9 @@ def hull_defects(side: np.ndarray, lateral_sign: int) -> np.ndarray:
             continue
         yi = np.arange(ny)
         medial = np.interp(yi, yi[have], medial[have])
+        in_hull = ((xs[None, :] >= np.ceil(xlo - 1e-6)[:, None])
+                   & (xs[None, :] <= np.floor(xhi + 1e-6)[:, None]))
+        full[z] = in_hull & ~side[z]
         if lateral_sign > 0:
             lo = np.maximum(xlo, medial)
             hi = xhi
@@ -81,7 +88,7 @@ def hull_defects(side: np.ndarray, lateral_sign: int) -> np.ndarray:
             hi = np.minimum(xhi, medial)
         m = (xs[None, :] >= np.ceil(lo - 1e-6)[:, None]) & (xs[None, :] <= np.floor(hi + 1e-6)[:, None])
         out[z] = m & ~side[z]
-    return out
+    return out, full
 
 
 def _main_parts(side: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
@@ -108,16 +115,27 @@ def _main_parts(side: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
 
 def complete_side(side: np.ndarray, coarse_hu: np.ndarray, body: np.ndarray, lateral_sign: int,
                   px_mm2: float, *, max_area_mm2: float, max_hu: float,
-                  pleura_px: tuple[int, int], min_bite_mm2: float = 50.0) -> np.ndarray:
+                  pleura_px: tuple[int, int], min_bite_mm2: float = 50.0,
+                  min_lateral_fraction: float = 0.5) -> np.ndarray:
     """Accepted hull defects of one lung (bool, same shape).
 
     Works on any stack of planes whose last axis is the medial-lateral (x) axis: axial slices
     (z, y, x) or coronal ones (y, z, x). ``pleura_px`` is the widening in (rows, columns).
     """
-    d = hull_defects(_main_parts(side), lateral_sign)
-    d &= (coarse_hu < max_hu) & body
+    d, full = hull_defects(_main_parts(side), lateral_sign)
+    ok_tissue = (coarse_hu < max_hu) & body
+    d &= ok_tissue
     if not d.any():
         return d
+    # A defect the medial limit cut out of a larger one is a slab of an organ (the liver dome
+    # inside a lung base's C-shaped outline), not a bite: most of a bite lies lateral.
+    full &= ok_tissue
+    flab, fn = sndi.label(full, structure=STRUCT_2D)
+    full_area = np.bincount(flab.ravel(), minlength=fn + 1)
+    lateral_area = np.bincount(flab[d], minlength=fn + 1)
+    whole = lateral_area >= min_lateral_fraction * np.maximum(full_area, 1)
+    whole[0] = False
+    d &= whole[flab]
     lab, n = sndi.label(d, structure=STRUCT_2D)
     area = np.bincount(lab.ravel(), minlength=n + 1) * px_mm2
     ok = area <= max_area_mm2

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
+from ._depth import BodyDepth, keep_outer_additions
 from ._grid import STRUCT_3D, Grid, bbox, closing, dilate, erode, holes_2d
 from ._hull import complete_side
 
@@ -136,8 +137,13 @@ def _separate(xp: Any, ndi: Any, piece: Any, cut: int, max_r: int = 3) -> Any | 
 def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: float,
                    grid: Grid, *, closing_mm: float, hole_max_mm2: float, hull_max_mm2: float,
                    hull_max_hu: float, pleura_mm: float, z_closing_mm: float,
-                   z_max_hu: float = 50.0) -> tuple[Any, dict[str, float]]:
+                   z_max_hu: float = 50.0, hull_min_lateral_fraction: float = 0.5,
+                   outer_tolerance_mm: float = 0.0) -> tuple[Any, dict[str, float]]:
     """Closing + hole filling per lung, hull completion, then a closing along z.
+
+    What the hull and the closing along z add is kept only on the lung's chest-wall side
+    (``_depth.keep_outer_additions``): at the lung bases both would otherwise take slabs and
+    wedges of the liver or spleen dome, which the lung wraps round.
 
     Returns the mask and the two sides' air-like volumes (mL).
     """
@@ -148,6 +154,8 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
     margin = tuple(s + 2 for s in box_close)
     pleura_y, pleura_x = grid.voxels(pleura_mm, 1), grid.voxels(pleura_mm, 2)
     low = split_sides(xp, ndi, lung, midline_x)
+    depth: BodyDepth | None = None
+    ring = 2  # coarse voxels: the lung bordering an addition
     for name, lateral_sign in (("low_x", -1), ("high_x", 1)):
         side = lung & (low if lateral_sign < 0 else ~low)
         vols[name] = float(side.sum()) * grid.coarse_voxel_mm3 / 1000.0
@@ -160,11 +168,22 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
         # The hull step runs on the host (per-slice geometry on a small cropped mask). Coronal
         # hulls were tried for dependent consolidation and swallowed the liver dome on real CT.
         sh, ch, bh = to_numpy(s), to_numpy(c[box]), to_numpy(body[box])
-        sh |= complete_side(sh, ch, bh, lateral_sign, px_mm2, max_area_mm2=hull_max_mm2,
-                            max_hu=hull_max_hu, pleura_px=(pleura_y, pleura_x))
-        s = xp.asarray(sh)
-        s |= _z_closing(xp, ndi, s, c[box], body[box], lateral_sign, grid.voxels(z_closing_mm, 0),
-                        z_max_hu)
+        added = complete_side(sh, ch, bh, lateral_sign, px_mm2, max_area_mm2=hull_max_mm2,
+                              max_hu=hull_max_hu, pleura_px=(pleura_y, pleura_x),
+                              min_lateral_fraction=hull_min_lateral_fraction)
+        added = xp.asarray(added)
+        added |= _z_closing(xp, ndi, s | added, c[box], body[box], lateral_sign,
+                            grid.voxels(z_closing_mm, 0), z_max_hu) & ~s
+        # only what lies on the chest-wall side of the lung: never an organ's dome
+        abox = bbox(xp, added, (0, ring + 1, ring + 1))
+        if abox is not None:
+            full_box = tuple(slice(b.start + a.start, b.start + a.stop)
+                             for a, b in zip(abox, box, strict=True))
+            if depth is None:
+                depth = BodyDepth(body, grid)
+            s[abox] |= keep_outer_additions(
+                xp, ndi, added[abox], s[abox], xp.asarray(depth.crop(full_box)),
+                ring_px=ring, tolerance_mm=outer_tolerance_mm)
         s |= holes_2d(xp, ndi, s, hole_max_mm2 / px_mm2)
         out[box] |= s
     return out, vols
@@ -180,8 +199,9 @@ def _z_closing(xp: Any, ndi: Any, s: Any, c: Any, body: Any, lateral_sign: int, 
     liver dome, the heart, the aortic arch) are not, since the lung lies on one side only, and
     nothing medial to the lung in its row (in this slice, or nearby ones where the row has
     none) is added, nor anything denser than ``max_hu`` (the top of the consolidation bin) on a
-    lightly smoothed image. Known cost: a bump of the liver into the lung base that has lung
-    below it too is added (on the real test scan, 44 mL of lung volume, 0.1 lesion points).
+    lightly smoothed image. A bump of the liver into the lung base that has lung below it
+    too (the posterior recess) would be added; the caller keeps only additions on the
+    chest-wall side of the lung (``_depth``), which drops it.
     """
     if k < 1:
         return xp.zeros_like(s)

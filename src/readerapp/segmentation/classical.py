@@ -3,7 +3,8 @@
 Stages (each timed): move to the backend, block-average to a ~1.5 mm coarse grid, body and
 internal air, airway (trachea and main bronchi) by region growing with leak control, lung
 components, per-lung completion (closing, holes, hull against the chest wall, a closing along
-z for dense lung that takes a lung's whole front or back in some slices), lesion region
+z for dense lung that takes a lung's whole front or back in some slices; the hull and z additions
+are kept only on the chest-wall side of the lung, never an organ's dome), lesion region
 (opening against vessels, speck removal), and a full-resolution refinement that labels each voxel
 by its lightly denoised HU. NumPy and CuPy run the same code with ``xp``/``ndi`` swapped; only the
 per-slice convex hulls run on the host (small cropped masks).
@@ -25,7 +26,7 @@ from ._lesion import label_full, lesion_region_coarse
 from ._lung import complete_lungs, lung_components
 from .base import SegmentationResult, StageTimer
 
-VERSION = "1.0"
+VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class ClassicalParameters:
     hull_max_area_mm2: float = 3000.0
     hull_max_hu: float = 100.0
     pleura_mm: float = 2.0
+    #: A hull defect is a bite only when at least this share of it lies lateral to the lung's
+    #: medial edge (a row-wise cut through an organ inside the hull is not).
+    hull_min_lateral_fraction: float = 0.5
+    #: Dense additions (hull, closing along z) are kept only where no deeper below the body
+    #: surface than the lung they border, plus this (mm): the chest-wall side, not an organ dome.
+    outer_tolerance_mm: float = 0.0
     #: Closing along z: dense lung with lung within this distance above and below is kept.
     z_closing_mm: float = 25.0
     #: Full-resolution boundary: a voxel next to the coarse mask is lung when below this.
@@ -119,7 +126,9 @@ class ClassicalSegmenter:
             lung_c, side_ml = complete_lungs(
                 xp, ndi, lung_air, c, ba.body, midline, grid, closing_mm=p.closing_mm,
                 hole_max_mm2=p.hole_max_mm2, hull_max_mm2=p.hull_max_area_mm2,
-                hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm, z_closing_mm=p.z_closing_mm)
+                hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm, z_closing_mm=p.z_closing_mm,
+                hull_min_lateral_fraction=p.hull_min_lateral_fraction,
+                outer_tolerance_mm=p.outer_tolerance_mm)
             lung_c &= ~airway_excl & ~pad & ba.body
             lo, hi = sorted(side_ml.values())
             if hi > 0 and lo < 0.1 * hi:
@@ -147,7 +156,7 @@ class ClassicalSegmenter:
             "parameters": asdict(p),
             "backend": b,
             # the per-slice convex hulls run on the host whatever the backend (small crops)
-            "host_stages": ["completion.hull"],
+            "host_stages": ["completion.hull", "completion.depth"],
             "readerapp_version": __version__,
             "grid": {"factors_zyx": list(grid.factors),
                      "coarse_spacing_zyx_mm": [round(s, 4) for s in grid.spacing_zyx]},

@@ -1,0 +1,65 @@
+"""The Qt-free reading session: live values, source, save rules, journal lifecycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from readerapp.editing import Mode, brush_indices
+from readerapp.editing.session import Prepared, ReadingSession, prepare
+from readerapp.errors import ReaderAppError
+from readerapp.forms import LOBES, ReadForm
+from readerapp.labels import Label
+from readerapp.readfile import load_read
+
+
+def test_session_edit_save_close(small_phantom, tmp_path):
+    vol = small_phantom.volume
+    s = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                       journal_root=tmp_path / "j")
+    assert s.recoverable() is None and s.start_journal() == 0
+    assert s.source == "auto" and not s.modified
+    z = vol.shape[0] // 2
+    lung = np.argwhere(s.labels[z] == Label.LUNG)
+    y, x = lung[len(lung) // 2]
+    e = s.editor.apply_mode(brush_indices((z, y, x), 6.0, vol.shape, vol.spacing_zyx, 0), Mode.GGO)
+    assert s.source == "corrected" and s.modified
+    assert s.differences()["ggo_volume_ml"] == pytest.approx(len(e) * vol.voxel_volume_ml)
+    with pytest.raises(ReaderAppError, match="5 answer"):
+        s.save(tmp_path / "read", ReadForm.blank(False))
+    form = ReadForm(severity=dict.fromkeys(LOBES, 1))
+    out = s.save(tmp_path / "read", form)
+    read = load_read(out, vol)
+    assert read.meta["segmentation_source"] == "corrected" and np.array_equal(read.labels, s.labels)
+    assert read.endpoints["ggo_volume_ml"] == pytest.approx(s.endpoints().ggo_volume_ml)
+    assert not s.modified
+    folder = s.journal.folder
+    s.close()
+    assert not folder.exists()  # nothing unsaved: no journal left behind
+
+
+def test_unsaved_session_leaves_a_journal_to_restore(small_phantom, tmp_path):
+    vol = small_phantom.volume
+    s = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                       journal_root=tmp_path)
+    s.start_journal()
+    s.editor.apply_mode(np.arange(1000, 1500), Mode.LUNG_ADD)
+    expected = s.labels.copy()
+    s.close()
+    s2 = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                        journal_root=tmp_path)
+    rec = s2.recoverable()
+    assert rec is not None and s2.start_journal(rec) == 1
+    assert np.array_equal(s2.labels, expected) and s2.modified and s2.source == "corrected"
+
+
+def test_prepare_from_label_file_and_read_folder(small_phantom, tmp_path):
+    from readerapp.io.labelmap import write_labelmap
+
+    vol = small_phantom.volume
+    path = tmp_path / "labels.nii.gz"
+    write_labelmap(path, small_phantom.truth, vol)
+    seen = []
+    p = prepare(vol, labels_path=path, on_volume=seen.append)
+    assert p.origin == "file" and np.array_equal(p.labels, small_phantom.truth) and seen == [vol]
+    assert prepare(p) is p
