@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -100,9 +102,15 @@ def test_sigkill_then_restore(tmp_path):
                             text=True, env=env)
     try:
         lines = []
+        q: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [q.put(ln) for ln in proc.stdout] and q.put(""),
+                         daemon=True).start()
         deadline = time.time() + 60
         while time.time() < deadline:
-            line = proc.stdout.readline()
+            try:
+                line = q.get(timeout=max(deadline - time.time(), 0.1))
+            except queue.Empty:
+                break
             lines.append(line.strip())
             if line.startswith("painting") or not line:
                 break

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -59,6 +61,19 @@ CHILD = textwrap.dedent(
 )
 
 
+def _line_queue(proc: subprocess.Popen) -> queue.Queue:
+    """The child's stdout lines, read by a thread: waiting never blocks past a deadline."""
+    q: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for ln in proc.stdout:  # type: ignore[union-attr]
+            q.put(ln)
+        q.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
 def test_kill_9_then_reopen_restores_all_finished_strokes(make_window, open_scan, tmp_path):
     from readerapp.editing.journal import labels_digest
     from readerapp.phantom import make_chest_phantom
@@ -70,9 +85,14 @@ def test_kill_9_then_reopen_restores_all_finished_strokes(make_window, open_scan
                             stderr=subprocess.DEVNULL, text=True, env=env)
     digests = []
     try:
+        lines = _line_queue(proc)
         deadline = time.time() + 90
+        line = ""
         while time.time() < deadline:
-            line = proc.stdout.readline()
+            try:
+                line = lines.get(timeout=max(deadline - time.time(), 0.1))
+            except queue.Empty:
+                break
             if not line or line.startswith("painting"):
                 break
             if line.startswith("stroke"):

@@ -103,6 +103,16 @@ def test_linked_cursor_wheel_presets_and_maximize(make_window, open_scan, phanto
                               QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
     QtCore.QCoreApplication.sendEvent(axial.canvas, wheel)
     assert w.state.cursor[0] == z0 + 1
+    # Keys pressed on a view reach the window's shortcuts, not VTK's interactor (where 'q' and
+    # 'e' would end the event loop and 'w' would turn the 3D view to wireframe).
+    axial.canvas.setFocus()
+    QTest.keyClick(axial.canvas, QtCore.Qt.Key.Key_M)
+    assert (w.state.window, w.state.level) == (400.0, 40.0)
+    for key in (QtCore.Qt.Key.Key_Q, QtCore.Qt.Key.Key_E, QtCore.Qt.Key.Key_W):
+        QTest.keyClick(w.volume_view.canvas, key)
+    assert w.isVisible()
+    rep = w.volume_view.actors[1].GetProperty().GetRepresentation()
+    assert rep == 2  # VTK_SURFACE, not wireframe
     w.actions_["preset_mediastinum"].trigger()
     assert (w.state.window, w.state.level) == (400.0, 40.0)
     w.actions_["preset_lung"].trigger()
@@ -215,3 +225,42 @@ def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, q
     w.actions_["interpolate"].trigger()
     assert [int((sess.labels[z] == Label.GGO).sum()) for z in range(3, 8)] == [per_slice] * 5
     assert sess.editor.undo_depth == 5
+
+
+def test_orientation_letters_follow_the_volume_direction():
+    from readerapp.gui.slice_view import orientation_letters
+
+    identity = (1, 0, 0, 0, 1, 0, 0, 0, 1)
+    assert orientation_letters(0, identity) == ("R", "L", "A", "P")
+    assert orientation_letters(1, identity) == ("R", "L", "S", "I")
+    assert orientation_letters(2, identity) == ("A", "P", "S", "I")
+    flipped_x = (-1, 0, 0, 0, 1, 0, 0, 0, 1)  # columns run towards the patient's right
+    assert orientation_letters(0, flipped_x) == ("L", "R", "A", "P")
+    feet_first = (1, 0, 0, 0, 1, 0, 0, 0, -1)
+    assert orientation_letters(2, feet_first) == ("A", "P", "I", "S")
+
+
+def test_file_menu_opens_pacs_browser_and_site_settings(qtbot, monkeypatch, tmp_path):
+    """The sites part's dialogs are reachable from the workstation's File menu."""
+    monkeypatch.setenv("READERAPP_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("READERAPP_DATA_DIR", str(tmp_path / "data"))
+    from PySide6 import QtWidgets
+
+    from readerapp.gui.firstrun import FirstRunDialog
+    from readerapp.gui.main_window import MainWindow
+    from readerapp.gui.pacs_dialog import PacsBrowser
+
+    win = MainWindow(use_journal=False, interactive=False)
+    qtbot.addWidget(win)
+    file_menu = win.menuBar().actions()[0].menu()
+    texts = [a.text() for a in file_menu.actions()]
+    assert "Retrieve from &PACS…" in texts and "Site &settings…" in texts
+    shown = []
+    monkeypatch.setattr(FirstRunDialog, "exec", lambda self: shown.append(self) or 0)
+    win.open_site_settings()
+    assert shown and isinstance(shown[0], FirstRunDialog)
+    win.open_pacs_browser()
+    browsers = [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, PacsBrowser)]
+    assert browsers
+    for b in browsers:
+        b.close()

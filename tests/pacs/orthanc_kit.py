@@ -64,3 +64,20 @@ class LoadedPacs:
     study_uid: str
     series_uid: str
     sop_uids: dict[str, Path]  # SOP Instance UID -> source file
+
+
+def reader_labels(hu, *, extra: bool = False):  # type: ignore[no-untyped-def]
+    """A plausible read of the chest CT: lung by threshold inside the body and two painted lesion
+    boxes; ``extra`` also marks the lung of slices 10 to 40 as ground glass (a discordant read)."""
+    import numpy as np
+
+    lab = np.zeros(hu.shape, np.uint8)
+    z, y, x = hu.shape
+    core = (slice(4, z - 4), slice(y // 5, 4 * y // 5), slice(x // 8, 7 * x // 8))
+    sub = hu[core]
+    lab[core][(sub > -950) & (sub < -600)] = 1
+    lab[20:26, 200:230, 120:150][lab[20:26, 200:230, 120:150] == 1] = 2
+    lab[30:34, 220:240, 360:380][lab[30:34, 220:240, 360:380] == 1] = 3
+    if extra:
+        lab[10:40][lab[10:40] == 1] = 2
+    return lab

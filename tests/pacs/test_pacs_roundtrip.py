@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from orthanc_kit import LoadedPacs
+from orthanc_kit import reader_labels as _reader_labels
 
 from readerapp import __version__
 
@@ -18,18 +19,6 @@ pytestmark = [
 ]
 
 LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
-
-
-def _reader_labels(hu: np.ndarray) -> np.ndarray:
-    """A plausible read: lung by threshold inside the body, two painted lesion boxes."""
-    lab = np.zeros(hu.shape, np.uint8)
-    z, y, x = hu.shape
-    core = (slice(4, z - 4), slice(y // 5, 4 * y // 5), slice(x // 8, 7 * x // 8))
-    sub = hu[core]
-    lab[core][(sub > -950) & (sub < -600)] = 1
-    lab[20:26, 200:230, 120:150][lab[20:26, 200:230, 120:150] == 1] = 2
-    lab[30:34, 220:240, 360:380][lab[30:34, 220:240, 360:380] == 1] = 3
-    return lab
 
 
 @pytest.fixture

@@ -338,6 +338,10 @@ def test_default_database_lives_in_the_user_data_folder(tmp_path: Path, monkeypa
     from readerapp.study.db import resolve_db_url, storage_dir_for
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("READERAPP_CONFIG_DIR", str(tmp_path / "no-config"))  # no settings at all
+    monkeypatch.setenv("READERAPP_SITE_CONFIG_DIR", str(tmp_path / "no-site-config"))
+    for var in ("READERAPP_DATA_DIR", "READERAPP_DATABASE_URL", "READERAPP_STUDY_STORAGE"):
+        monkeypatch.delenv(var, raising=False)
     url = resolve_db_url(None)
     assert url == f"sqlite:///{tmp_path / 'xdg' / 'ReaderApp' / 'study' / 'study.sqlite'}"
     assert storage_dir_for(url) == tmp_path / "xdg" / "ReaderApp" / "study" / "study_files"

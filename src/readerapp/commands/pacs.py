@@ -1,6 +1,6 @@
 """``readerapp pacs ...`` and ``readerapp settings ...``: PACS nodes and program settings.
 
-``pacs add|nodes|echo|query|retrieve|send`` talk to the nodes configured in the settings (see
+``pacs add|nodes|echo|query|retrieve|send|send-read`` talk to the nodes configured in the settings (see
 docs/SITES.md); ``settings show|set|path|password`` edit those settings. Handlers import the PACS
 libraries lazily so ``readerapp --help`` stays fast.
 """
@@ -83,14 +83,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.set_defaults(func=run_send)
 
     sr = ps.add_parser(
-        "send-read", help="send a saved read back as DICOM SEG + SR referencing the PACS's series",
-        description="Retrieve the original series again (resumable), write the read's label map as "
-        "a DICOM SEG and its endpoints as a measurement report (SR) that reference that series, and "
-        "send both to the node. READ is a read folder (labels.nii.gz, endpoints.json, read.json).",
+        "send-read", help="send a final read back as DICOM SEG + SR referencing the PACS's series",
+        description="Send a read back to the PACS, as a DICOM SEG of its label map and a TID 1500 "
+        "measurement report (SR) of its endpoints, both referencing the ORIGINAL series so the PACS "
+        "files them with the source images. With --case, the study's final read(s) of that case "
+        "(the adjudicated read, or both concordant reads) and its original UIDs come from the study "
+        "database (administrator or statistician; password on stdin), and the send is audited as an "
+        "export. Otherwise READ is a read folder (labels.nii.gz, endpoints.json, read.json) and "
+        "--study/--series name the original series. The original series is retrieved again "
+        "(resumable) and the staged copy removed afterwards.",
     )
-    sr.add_argument("read", metavar="READ")
-    sr.add_argument("--study", dest="study_uid", required=True, metavar="UID", help="original StudyInstanceUID")
-    sr.add_argument("--series", dest="series_uid", required=True, metavar="UID", help="original SeriesInstanceUID")
+    sr.add_argument("read", metavar="READ", nargs="?", help="a read folder (without --case)")
+    sr.add_argument("--case", metavar="CODE", help="send this study case's final read(s)")
+    sr.add_argument("--user", metavar="NAME", help="with --case: administrator or statistician")
+    sr.add_argument("--read-id", type=int, metavar="READ_ID",
+                    help="with --case: only this one of the final reads (a concordant case has two)")
+    sr.add_argument("--db", metavar="URL", help="with --case: study database (default: from the settings)")
+    sr.add_argument("--storage", metavar="DIR", help="with --case: study file folder (default: from the settings)")
+    sr.add_argument("--study", dest="study_uid", default="", metavar="UID",
+                    help="original StudyInstanceUID (without --case)")
+    sr.add_argument("--series", dest="series_uid", default="", metavar="UID",
+                    help="original SeriesInstanceUID (without --case)")
     sr.add_argument("--node", help="node name (default: the default node)")
     sr.add_argument("--route", choices=("wado", "get", "move"), default="")
     sr.add_argument("--out", metavar="DIR", help="also keep the SEG and SR here")
@@ -227,9 +240,9 @@ def run_retrieve(args: argparse.Namespace) -> int:
     service = actor = None
     if args.subject:  # log in before the transfer, so a wrong password costs nothing
         from ..study.service import StudyService
+        from .study import study_location
 
-        service = StudyService(args.db or settings.effective_database_url(),
-                               args.storage or settings.effective_study_storage())
+        service = StudyService(*study_location(args.db, args.storage))
         actor = service.login(args.admin, _read_secret(f"password for {args.admin}: "))
     from ..pacs import open_client
 
@@ -277,26 +290,70 @@ def run_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _case_reads(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
+    """(service, actor, case original, reads to send) for ``send-read --case``."""
+    from ..errors import PacsError
+    from ..pacs.pull import ReadToSend
+    from ..study.service import StudyService
+    from .study import study_location
+
+    if args.read or args.study_uid or args.series_uid:
+        raise PacsError("send-read --case takes the read and the original UIDs from the study: "
+                        "give neither READ nor --study/--series")
+    if not args.user:
+        raise PacsError("send-read --case needs --user NAME (an administrator or the statistician)")
+    service = StudyService(*study_location(args.db, args.storage))
+    actor = service.login(args.user, _read_secret(f"password for {args.user}: "))
+    orig = service.case_original(actor, args.case, need_final=True)
+    finals = list(orig.final_reads)
+    if args.read_id is not None:
+        finals = [r for r in finals if r.read_id == args.read_id]
+        if not finals:
+            ids = ", ".join(str(r.read_id) for r in orig.final_reads)
+            raise PacsError(f"read {args.read_id} is not a final read of case {args.case} (final: {ids})")
+    reads = [ReadToSend(f"read{r.read_id}", r.labels_path, r.endpoints, r.read_id) for r in finals]
+    return service, actor, orig, reads
+
+
 def run_send_read(args: argparse.Namespace) -> int:
     import tempfile
 
-    from ..pacs.pull import send_read
+    from ..errors import PacsError
+    from ..pacs.pull import ReadToSend, send_reads
+    from ..readfile import LABELS_NAME, load_read
     from ..settings import load_settings
 
+    service = actor = orig = None
+    if args.case:
+        service, actor, orig, reads = _case_reads(args)
+        study_uid, series_uid = orig.original_study_uid, orig.original_series_uid
+    else:
+        if not args.read or not args.study_uid or not args.series_uid:
+            raise PacsError("send-read needs READ with --study and --series, or --case CODE")
+        if args.user or args.read_id is not None:
+            raise PacsError("--user and --read-id go with --case")
+        rd = load_read(Path(args.read))
+        reads = [ReadToSend("read", Path(args.read) / rd.meta.get("labels_file", LABELS_NAME), rd.endpoints)]
+        study_uid, series_uid = args.study_uid, args.series_uid
     settings = load_settings()
     client = _client(args.node)
     bar = _progress("send-read", args.quiet)
     try:
         with tempfile.TemporaryDirectory(prefix="readerapp-results-") as tmp:
-            result, files = send_read(
-                client, Path(args.read), args.study_uid, args.series_uid, settings.effective_staging_dir(),
+            result, files = send_reads(
+                client, reads, study_uid, series_uid, settings.effective_staging_dir(),
                 route=args.route, out_dir=Path(args.out) if args.out else Path(tmp), progress=bar,
             )
+            if service is not None:
+                service.record_pacs_export(actor, args.case, client.name,
+                                           [int(r.read_id or 0) for r in reads], files, series_uid)
     finally:
         client.close()
         if hasattr(bar, "close"):
             bar.close()
-    print(f"sent {result.sent} object(s) ({', '.join(f.name for f in files)}) to {client.name}")
+    what = f"case {args.case}'s final read(s)" if args.case else "the read"
+    print(f"sent {what} as {result.sent} object(s) (DICOM SEG + SR per read) to {client.name}, "
+          f"referencing series {series_uid}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 ``study create``, ``study import``, ``user add``, ``worklist``, ``read submit``, ``adjudicate``,
 ``export`` and ``audit verify|export``. Every command takes ``--db URL`` (an SQLite path or a
-database URL; default: the study in the user's data folder) and reads passwords from stdin, one per
+database URL; default: the program settings' database, else the study in the user's data folder) and reads passwords from stdin, one per
 line, so imaging managers can script a study; at a terminal they are asked for without echo.
 Handlers import the study package lazily so ``readerapp --help`` stays fast.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 DB_HELP = ("study database: an SQLite file path or a URL such as postgresql+psycopg://user@host/db "
-           "(default: the study in your user data folder)")
+           "(default: the database in the program's settings, else the study in your user data folder)")
 
 VERIFY_FAILED = 3
 
@@ -147,10 +147,33 @@ class _Passwords:
         return self._lines.pop(0)
 
 
+def study_location(db: str | None, storage: str | None) -> tuple[str, str | None]:
+    """The study database and file folder a command uses.
+
+    ``--db`` wins (with ``--storage`` or the study workflow's own default folder). Without it,
+    the program's settings decide: the site's database chosen in the first-run dialog or with
+    ``readerapp settings`` and its shared study folder, else the local SQLite study in the user's
+    data folder. The settings' folder is not applied to a database named on the command line,
+    which may be a different study.
+    """
+    if db:
+        return db, storage
+    from ..settings import load_settings
+
+    settings = load_settings()
+    return settings.effective_database_url(), storage or settings.effective_study_storage()
+
+
 def _service(args: argparse.Namespace):
     from ..study.service import StudyService
 
-    return StudyService(args.db, args.storage)
+    return StudyService(*study_location(args.db, args.storage))
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _login(svc: Any, name: str, pw: _Passwords) -> Any:
@@ -187,7 +210,7 @@ def run_study_create(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     svc = _service(args)
     svc.create_study(cfg)
-    print(f"created study {cfg.name!r} in {svc.db.url}; files in {svc.storage}")
+    print(f"created study {cfg.name!r} in {_shown_url(svc.db.url)}; files in {svc.storage}")
     print("next: add the first user, an administrator: readerapp user add --name admin --role admin")
     return 0
 
@@ -214,9 +237,12 @@ def run_study_links(args: argparse.Namespace) -> int:
     actor = _login(svc, args.user, _Passwords())
     rows = svc.case_links(actor)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["code", "subject", "visit", "acquisition_date"], lineterminator="\n")
+    from .. import __version__
+
+    w = csv.DictWriter(buf, fieldnames=["code", "subject", "visit", "acquisition_date", "software_version"],
+                       lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({**r, "software_version": __version__} for r in rows)
     if args.out:
         Path(args.out).write_text(buf.getvalue(), encoding="utf-8")
         print(f"wrote {len(rows)} links to {args.out}")

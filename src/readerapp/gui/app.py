@@ -93,6 +93,11 @@ def run(
     )
     win.resize(*size)
     win.show()
+    if interactive:
+        # A machine with no configuration: let the site point at its database and PACS first.
+        from .firstrun import run_first_run_if_needed
+
+        run_first_run_if_needed(win)
     if series:
         win.open_series(list(series), labels_path=labels)
         if slice_number is not None and interactive:

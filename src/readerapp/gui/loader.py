@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class LoadWorker(QtCore.QObject):
     progress = QtCore.Signal(float, str)
     volume_loaded = QtCore.Signal(object)  # the CT, before segmentation: shown at once
-    loaded = QtCore.Signal(object)  # (ReadingSession, Recoverable | None)
+    loaded = QtCore.Signal(object)  # (ReadingSession, Recoverable | None, journal error | None)
     failed = QtCore.Signal(str)
     cancelled = QtCore.Signal()
     done = QtCore.Signal()
@@ -55,7 +55,13 @@ class LoadWorker(QtCore.QObject):
             session = ReadingSession(prepared, backend=self.backend,
                                      journal_root=self.journal_root, use_journal=self.use_journal)
             rec = session.recoverable()
-            self.loaded.emit((session, rec))
+            journal_error = None
+            if rec is None:  # nothing to ask the reader: start the journal here, off the GUI
+                try:
+                    session.start_journal()
+                except ReaderAppError as exc:
+                    journal_error = str(exc)
+            self.loaded.emit((session, rec, journal_error))
         except Cancelled:
             self.cancelled.emit()
         except ReaderAppError as exc:

@@ -159,6 +159,13 @@ class MainWindow(QtWidgets.QMainWindow):
         file.addAction(a["open_labels"])
         file.addAction(a["save"])
         file.addSeparator()
+        pacs = file.addAction("Retrieve from &PACS…")
+        pacs.setToolTip("Query a PACS node and open a retrieved CT series")
+        pacs.triggered.connect(self.open_pacs_browser)
+        site = file.addAction("Site &settings…")
+        site.setToolTip("Study database and PACS nodes (the first-run dialog)")
+        site.triggered.connect(self.open_site_settings)
+        file.addSeparator()
         file.addAction(a["quit"])
         edit = mb.addMenu("&Edit")
         for n in ["undo", "redo", None, *TOOLS, None, *MODES, None, "opt_sphere", "opt_hu_limited",
@@ -319,8 +326,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.load_failed.emit(message)
 
     def _on_loaded(self, payload) -> None:  # type: ignore[no-untyped-def]
-        session, rec = payload
-        restore = None
+        session, rec, journal_error = payload
+        self.restored_edits = 0
+        if journal_error:
+            self.show_error(f"Edits will not be journaled: {journal_error}")
         if rec is not None:
             policy = self.restore_policy
             if policy == "ask" and self.interactive:
@@ -332,10 +341,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 )
                 policy = "restore" if answer == QtWidgets.QMessageBox.StandardButton.Yes else "discard"
             restore = rec if policy in ("restore", "ask") else None
-        try:
-            self.restored_edits = session.start_journal(restore)
-        except ReaderAppError as exc:
-            self.show_error(f"Edits will not be journaled: {exc}")
+            try:
+                self.restored_edits = session.start_journal(restore)
+            except ReaderAppError as exc:
+                self.show_error(f"Edits will not be journaled: {exc}")
         self.set_session(session)
         if self.restored_edits:
             self.statusBar().showMessage(f"Restored {self.restored_edits} unsaved edit(s)", 8000)
@@ -367,6 +376,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self.forms.set_form(session.prepared.form)
         for w in session.prepared.warnings:
             self.statusBar().showMessage(w, 10000)
+
+    # --- PACS and site settings (dialogs of the sites part) -------------------------------------
+    def open_pacs_browser(self) -> None:
+        from .pacs_dialog import PacsBrowser
+
+        dlg = PacsBrowser(self)
+        dlg.series_retrieved.connect(lambda folder: self.open_series([folder]))
+        dlg.show()
+
+    def open_site_settings(self) -> None:
+        from .firstrun import FirstRunDialog
+
+        FirstRunDialog(self).exec()
 
     # --- recent list and drops --------------------------------------------------------------
     def recent(self) -> list[str]:

@@ -19,12 +19,29 @@ from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
 from vtkmodules.vtkFiltersSources import vtkRegularPolygonSource
-from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper
+from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper, vtkTextActor
 
 from .state import COLOURS, Tool, ViewState
 from .vtk_canvas import VtkCanvas
 
 AXIS_NAMES = ("Axial", "Coronal", "Sagittal")
+#: Orientation letters at (left, right, top, bottom) of each view for an LPS-aligned volume:
+#: the patient's right on the viewer's left, anterior up (axial), head up (coronal, sagittal).
+ORIENTATION = (("R", "L", "A", "P"), ("R", "L", "S", "I"), ("A", "P", "S", "I"))
+_OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+
+
+def orientation_letters(axis: int, direction: tuple[float, ...]) -> tuple[str, str, str, str]:
+    """Letters for a view, flipped where the volume's axes point the other way in LPS."""
+    d = np.asarray(direction, float).reshape(3, 3)
+    flip = [bool(d[int(np.argmax(np.abs(d[:, k]))), k] < 0) for k in range(3)]  # x, y, z
+    horiz, vert = ((0, 1), (0, 2), (1, 2))[axis]  # volume axes (x=0, y=1, z=2) on screen
+    left, right, top, bottom = ORIENTATION[axis]
+    if flip[horiz]:
+        left, right = _OPPOSITE[left], _OPPOSITE[right]
+    if flip[vert]:
+        top, bottom = _OPPOSITE[top], _OPPOSITE[bottom]
+    return left, right, top, bottom
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -93,6 +110,23 @@ class SliceView(QtWidgets.QFrame):
         r.AddActor(self.brush_actor)
         cam = r.GetActiveCamera()
         cam.ParallelProjectionOn()
+        dpr = max(self.devicePixelRatioF(), 1.0)
+        self.letters: list[vtkTextActor] = []
+        for letter, (x, y, hj, vj) in zip(ORIENTATION[axis], [
+            (0.01, 0.5, 0, 1), (0.99, 0.5, 2, 1), (0.5, 0.99, 1, 2), (0.5, 0.01, 1, 0),
+        ], strict=True):
+            t = vtkTextActor()
+            t.SetInput(letter)
+            t.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+            t.GetPositionCoordinate().SetValue(x, y)
+            prop = t.GetTextProperty()
+            prop.SetFontSize(int(14 * dpr))
+            prop.SetColor(1.0, 0.85, 0.3)
+            prop.SetJustification(hj)
+            prop.SetVerticalJustification(vj)
+            prop.BoldOn()
+            r.AddViewProp(t)
+            self.letters.append(t)
 
         self._gray_lut: np.ndarray | None = None
         self._lut_key: tuple[float, float] | None = None
@@ -256,6 +290,9 @@ class SliceView(QtWidgets.QFrame):
         if key != self._geometry_key:
             self._geometry_key = key
             self.fit()
+            for t, letter in zip(self.letters, orientation_letters(
+                    self.axis, self.session.volume.direction), strict=True):
+                t.SetInput(letter)
         self._update_cross()
         n = self.session.labels.shape[self.axis]
         self.header.setText(f"{AXIS_NAMES[self.axis]}  {self.state.cursor[self.axis] + 1}/{n}")

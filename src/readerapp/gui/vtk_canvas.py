@@ -62,6 +62,14 @@ class VtkCanvas(QVTKRenderWindowInteractor):
             iren.ConfigureEvent()
         self.update()
 
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802
+        """Keys belong to the window's actions, never to VTK's interactor styles (whose 'e'/'q'
+        end the event loop, 'w' turns surfaces to wireframe, '3' switches to stereo...)."""
+        ev.ignore()
+
+    def keyReleaseEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802
+        ev.ignore()
+
     def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt naming)
         super().showEvent(ev)
         QtCore.QTimer.singleShot(0, self.render_now)

@@ -2,13 +2,15 @@
 
 ``retrieve_study`` brings a study's CT series into the staging folder (resumable);
 ``import_series`` hands a staged series to the study workflow, which de-identifies it on arrival
-under a random case code; ``send_files`` sends SEG and SR objects back. The staged copy still
+under a random case code; ``send_reads`` writes final reads as SEG and SR objects against the
+original series and sends them back. The staged copy still
 carries the patient's identity, so it is removed after a successful import unless asked to keep it.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,35 +116,64 @@ def send_files(client: PacsClient, paths: list[Path], progress: ProgressFn = no_
     return result
 
 
-def send_read(
-    client: PacsClient, read_folder: Path, study_uid: str, series_uid: str, staging_root: Path, *,
+@dataclass(frozen=True)
+class ReadToSend:
+    """A read's label map (on the grid of the series it was read on) and its endpoints."""
+
+    name: str  # names the output subfolder, e.g. "read12"
+    labels_path: Path
+    endpoints: dict[str, Any]
+    #: The study's read id, when the read comes from a study.
+    read_id: int | None = None
+
+
+def send_reads(
+    client: PacsClient, reads: list[ReadToSend], study_uid: str, series_uid: str, staging_root: Path, *,
     route: str = "", out_dir: Path | None = None, keep_staging: bool = False,
     progress: ProgressFn = no_progress,
 ) -> tuple[SendResult, list[Path]]:
-    """Send a saved read back as SEG + SR that reference the PACS's own (original) series.
+    """Send reads back as SEG + SR objects that reference the PACS's own (original) series.
 
-    The read folder (``labels.nii.gz`` + ``endpoints.json``, as the workstation and the study
-    save them) was made on the de-identified copy, which keeps the original grid; the original
-    series is retrieved again (resumably) so the objects point at what the PACS holds.
+    The reads were made on the de-identified copy, which keeps the original grid; the original
+    series is retrieved again (resumably) so the objects point at the instances the PACS holds.
+    The identifiable staged copy is removed afterwards unless ``keep_staging``.
     """
     from ..io.dicom import load_series
     from ..io.labelmap import read_labelmap
-    from ..readfile import LABELS_NAME, load_read
     from .results import write_results
 
-    read = load_read(Path(read_folder))
+    if not reads:
+        raise PacsError("nothing to send: no reads given")
     res = retrieve_series(client, study_uid, series_uid, staging_root, route=route,
                           progress=scaled(progress, 0.0, 0.6))
     if not res.complete:
         raise PacsError(f"series {series_uid} arrived incomplete: send again to resume the retrieve")
     try:
         volume = load_series([res.folder])[0]
-        labels = read_labelmap(Path(read_folder) / read.meta.get("labels_file", LABELS_NAME), volume)
         out = Path(out_dir) if out_dir else res.folder.parent / f"{series_uid}-results"
-        files = write_results(res.folder, labels, read.endpoints, out, volume=volume)
+        files: list[Path] = []
+        for read in reads:
+            labels = read_labelmap(read.labels_path, volume)
+            dest = out if len(reads) == 1 else out / read.name
+            files += write_results(res.folder, labels, read.endpoints, dest, volume=volume)
         progress(0.7, "sending SEG and SR")
         sent = send_files(client, files, scaled(progress, 0.7, 1.0))
     finally:
         if not keep_staging:
             shutil.rmtree(res.folder, ignore_errors=True)
     return sent, files
+
+
+def send_read(
+    client: PacsClient, read_folder: Path, study_uid: str, series_uid: str, staging_root: Path, *,
+    route: str = "", out_dir: Path | None = None, keep_staging: bool = False,
+    progress: ProgressFn = no_progress,
+) -> tuple[SendResult, list[Path]]:
+    """Send a saved read folder (``labels.nii.gz`` + ``endpoints.json``, as the workstation and
+    the study save them) back as SEG + SR referencing the original series (see :func:`send_reads`)."""
+    from ..readfile import LABELS_NAME, load_read
+
+    read = load_read(Path(read_folder))
+    item = ReadToSend("read", Path(read_folder) / read.meta.get("labels_file", LABELS_NAME), read.endpoints)
+    return send_reads(client, [item], study_uid, series_uid, staging_root, route=route, out_dir=out_dir,
+                      keep_staging=keep_staging, progress=progress)

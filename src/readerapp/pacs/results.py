@@ -2,7 +2,7 @@
 
 The study's own export references the de-identified copy the readers saw; a PACS needs objects
 that point at the series it holds. This writes them against the original (staged or re-retrieved)
-files, reusing the study workflow's SEG/SR writers, and stamps the program's version on both.
+files, reusing the study workflow's SEG/SR writers (which stamp the program's version on both).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ def write_results(
     ``labels`` must lie on the grid of the series in ``source_folder`` (the importer keeps the
     grid, so a read's label map does).
     """
-    import pydicom
-
     from ..io.dicom import load_series
     from ..study.dicom_export import load_source_images, write_seg, write_sr
 
@@ -44,9 +42,4 @@ def write_results(
         write_sr(sources, seg, endpoints, sr_path)
     except ValueError as exc:
         raise PacsError(f"cannot write DICOM results for {source_folder}: {exc}") from exc
-    for p in (seg_path, sr_path):
-        ds = pydicom.dcmread(p)
-        if str(ds.get("SoftwareVersions", "")) != __version__:
-            ds.SoftwareVersions = __version__  # every output carries the program's version
-            ds.save_as(p, enforce_file_format=True)
     return [seg_path, sr_path]

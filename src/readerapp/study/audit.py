@@ -196,12 +196,17 @@ AUDIT_CSV_FIELDS = (
 
 
 def export_csv(records: Iterable[AuditLog], path: Path) -> int:
-    """Write the trail as CSV (one row per record, all columns); returns the count."""
+    """Write the trail as CSV (one row per record, all columns); returns the count.
+
+    A last column, ``export_software_version``, names the program version that wrote the file
+    (every output carries it); it is not part of the hashed records."""
+    from .. import __version__
+
     n = 0
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(AUDIT_CSV_FIELDS)
+        w.writerow([*AUDIT_CSV_FIELDS, "export_software_version"])
         for rec in records:
-            w.writerow([getattr(rec, f) for f in AUDIT_CSV_FIELDS])
+            w.writerow([*(getattr(rec, f) for f in AUDIT_CSV_FIELDS), __version__])
             n += 1
     return n

@@ -30,10 +30,11 @@ STORAGE_ENV = "READERAPP_STUDY_STORAGE"
 
 
 def default_db_path() -> Path:
-    """The default SQLite study in the user's data folder (created on first use)."""
-    import platformdirs
+    """The default SQLite study in the user's data folder (created on first use); the same file
+    as the program settings' embedded default (``READERAPP_DATA_DIR`` moves both)."""
+    from ..settings import data_dir
 
-    return Path(platformdirs.user_data_dir("ReaderApp")) / "study" / "study.sqlite"
+    return data_dir() / "study" / "study.sqlite"
 
 
 def resolve_db_url(db: str | os.PathLike[str] | None) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
+
 PRIVATE_SCHEME = "99RDRAPP"
 
 
@@ -42,8 +44,11 @@ def _frame_indices(sources: list[Any], volume) -> list[int]:
 
 
 def write_seg(sources: list[Any], volume, labels: np.ndarray, path: Path, *, series_number: int = 300,
-              software_version: str = "") -> Any:
-    """Write the label map (1 lung, 2 ground glass, 3 consolidation) as a binary DICOM SEG."""
+              software_version: str = __version__) -> Any:
+    """Write the label map (1 lung, 2 ground glass, 3 consolidation) as a binary DICOM SEG.
+
+    SoftwareVersions carries the program's version (every output does, so a result can be traced
+    to the code that made it)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -73,7 +78,7 @@ def write_seg(sources: list[Any], volume, labels: np.ndarray, path: Path, *, ser
         instance_number=1,
         manufacturer="ReaderApp",
         manufacturer_model_name="ReaderApp",
-        software_versions=software_version or "0",
+        software_versions=software_version or __version__,
         device_serial_number="0",
         omit_empty_frames=False,
     )
@@ -82,8 +87,11 @@ def write_seg(sources: list[Any], volume, labels: np.ndarray, path: Path, *, ser
 
 
 def write_sr(sources: list[Any], seg: Any, endpoints: dict[str, Any], path: Path, *,
-             title: str = "Chest CT densitometry", series_number: int = 301) -> Any:
-    """Write the endpoints as a TID 1500 measurement report referencing the SEG's segments."""
+             title: str = "Chest CT densitometry", series_number: int = 301,
+             software_version: str = __version__) -> Any:
+    """Write the endpoints as a TID 1500 measurement report referencing the SEG's segments.
+
+    Like the SEG, the report carries the program's version in SoftwareVersions."""
     import highdicom as hd
     from highdicom import sr
     from pydicom.sr.codedict import codes
@@ -147,6 +155,8 @@ def write_sr(sources: list[Any], seg: Any, endpoints: dict[str, Any], path: Path
         sop_instance_uid=hd.UID(),
         instance_number=1,
         manufacturer="ReaderApp",
+        manufacturer_model_name="ReaderApp",
+        software_versions=software_version or __version__,
         is_complete=True,
         is_final=True,
     )

@@ -3,7 +3,8 @@
 Only here are reads joined to subject, visit and arm. The CSV holds one row per subject and visit:
 the final values (the mean of two concordant reads, or the adjudicated read), each reader's values,
 whether the scan was adjudicated, and for every visit after baseline the change from baseline of
-every endpoint (percentages change in percentage points). Numbers are written with six decimals,
+every endpoint (percentages change in percentage points), and the program's version in a last
+column ``software_version``. Numbers are written with six decimals,
 so a value recomputed from the label maps matches to the last printed digit. Per final read, a
 DICOM SEG and a TID 1500 SR go to ``dicom/SUBJECT/VISIT/``. Every export is in the audit trail.
 """
@@ -206,6 +207,9 @@ class ExportMixin(ReadingMixin):
             columns += [k, f"{k}.reader1", f"{k}.reader2"]
             if k in change_keys():
                 columns.append(f"{k}.change")
+        columns.append("software_version")  # every output carries the program's version
+        for row in rows:
+            row["software_version"] = __version__
         csv_path = out / ENDPOINTS_CSV
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
@@ -242,7 +246,7 @@ class ExportMixin(ReadingMixin):
                 seg_path = dest / f"SEG_read{r.id}.dcm"
                 sr_path = dest / f"SR_read{r.id}.dcm"
                 seg = write_seg(sources, vol, rd.labels, seg_path, software_version=__version__)
-                write_sr(sources, seg, json.loads(r.endpoints_json), sr_path)
+                write_sr(sources, seg, json.loads(r.endpoints_json), sr_path, software_version=__version__)
                 result.dicom_files += [seg_path, sr_path]
         except (StudyError, ValueError) as exc:
             result.problems.append(f"case {case.code}: no DICOM SEG/SR ({exc})")

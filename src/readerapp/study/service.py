@@ -41,6 +41,7 @@ from .errors import (
 from .export import ExportMixin
 from .importer import ImportMixin
 from .models import AuditLog, AuthState, Case, CaseLink, Read, Study, User, snapshot
+from .originals import OriginalsMixin
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class WorklistEntry:
     visit: str | None = None
 
 
-class StudyService(ImportMixin, ExportMixin):
+class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
     """One open study database (SQLite file or PostgreSQL URL) and its storage folder."""
 
     def __init__(

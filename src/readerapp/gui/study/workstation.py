@@ -193,6 +193,7 @@ class StudyWorkstation(QtCore.QObject):
         except ReaderAppError as exc:
             self._error(str(exc))
             return None
+        session.mark_saved()  # stored in the study: nothing left for the journal to restore
         self.panel.status.setText(f"Saved: case {self.code}, version {info.version} (draft)")
         self.refresh()
         return info
