@@ -140,3 +140,24 @@ def test_series_lists_what_was_found(phantom_series, capsys):
     assert main(["series", str(folder), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert len(found) == 1 and found[0]["is_axial_ct"] and found[0]["n_files"] == 48
+
+
+@pytest.mark.realdata
+def test_real_chest_ct_recompressed_copy_gives_identical_endpoints(chest_ct_dir, tmp_path):
+    """Re-encoding the series losslessly (RLE, pydicom's own encoder) changes no endpoint."""
+    from pydicom import dcmread
+    from pydicom.uid import RLELossless
+
+    out_dir = tmp_path / "rle"
+    out_dir.mkdir()
+    for f in sorted(chest_ct_dir.glob("*.dcm")):
+        ds = dcmread(f)
+        ds.compress(RLELossless)
+        ds.save_as(out_dir / f.name)
+    a_json, b_json = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["analyze", str(chest_ct_dir), "--json", str(a_json), "--quiet"]) == 0
+    assert main(["analyze", str(out_dir), "--json", str(b_json), "--quiet"]) == 0
+    a, b = json.loads(a_json.read_text()), json.loads(b_json.read_text())
+    assert a["lung_volume_ml"] > 0
+    for k in ENDPOINT_KEYS:
+        assert a[k] == b[k], k
