@@ -214,6 +214,16 @@ def test_blinding_nothing_identifying_reaches_a_reader(workflow: kit.Workflow) -
     text = "\n".join(haystack).lower()
     forbidden = set(workflow.raw.identifying) | set(kit.VISITS)
     assert len(forbidden) > 12 * 4
+    # the original study and series UIDs kept for sending results back to the PACS are searched
+    # for too: they are in the restricted link table only
+    originals = svc.case_originals(svc.login("admin", PASSWORDS["admin"]))
+    assert len(originals) == 12
+    for o in originals:
+        scan = workflow.raw.scans[(o.subject, o.visit)]
+        assert {o.original_study_uid, o.original_series_uid} <= scan.uids
+        assert {o.original_study_uid, o.original_series_uid} <= forbidden
+        assert o.original_study_uid not in text and o.original_series_uid not in text
+        assert len(o.final_reads) == (1 if o.code == workflow.discordant_code else 2)
     assert _leaks(forbidden, text) == []
     # and the search is not vacuous: the raw files do hold those values
     raw_text = "\n".join(str(v) for s in workflow.raw.scans.values() for v in s.identity.values())
@@ -238,11 +248,18 @@ def test_reader_cannot_open_another_readers_read_or_export(workflow: kit.Workflo
         svc.audit_records(a)
     with pytest.raises(StudyPermissionError):
         svc.adjudication_view(a, workflow.discordant_code)
+    adj = svc.login("adj", PASSWORDS["adj"])
+    for who in (a, adj):  # the original UIDs and the way back to the PACS are not theirs
+        with pytest.raises(StudyPermissionError):
+            svc.case_originals(who)
+        with pytest.raises(StudyPermissionError):
+            svc.case_original(who, code)
+        with pytest.raises(StudyPermissionError):
+            svc.record_pacs_export(who, code, "pacs", [], [], "1.2.3")
     rc, out, err = cli(["export", "--db", workflow.db, "--user", "reader_a", "--out", str(tmp_path / "y")],
                        PASSWORDS["reader_a"])
     assert rc == 2 and "statistician" in err and not (tmp_path / "y").exists()
     # the adjudicator may not open reads of a concordant case
-    adj = svc.login("adj", PASSWORDS["adj"])
     concordant = next(c for c in workflow.codes.values() if c != workflow.discordant_code)
     with pytest.raises(StudyPermissionError):
         svc.get_read(adj, workflow.read_ids[(concordant, "reader_a")])

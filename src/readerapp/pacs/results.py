@@ -40,6 +40,6 @@ def write_results(
     try:
         seg = write_seg(sources, vol, labels, seg_path, software_version=__version__)
         write_sr(sources, seg, endpoints, sr_path)
-    except ValueError as exc:
+    except (ValueError, AttributeError, KeyError) as exc:  # highdicom on a header it cannot use
         raise PacsError(f"cannot write DICOM results for {source_folder}: {exc}") from exc
     return [seg_path, sr_path]

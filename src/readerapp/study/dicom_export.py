@@ -24,10 +24,25 @@ def _cc(value: str, meaning: str, scheme: str = PRIVATE_SCHEME):
     return CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
 
 
+#: Type 2 attributes (present, may be empty) that highdicom copies from the source images into the
+#: SEG and SR; some scanners and PACS omit them, which highdicom does not tolerate.
+_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                 "ReferringPhysicianName", "AccessionNumber", "StudyID")
+
+
 def load_source_images(folder: Path) -> list[Any]:
+    """The series' files as datasets, with absent type 2 patient/study attributes added empty
+    (in memory only), so a SEG and SR can be written for any conforming-enough series."""
     import pydicom
 
-    return [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+    out = []
+    for p in sorted(folder.glob("*.dcm")):
+        ds = pydicom.dcmread(p)
+        for kw in _TYPE2_COPIED:
+            if kw not in ds:
+                setattr(ds, kw, "")
+        out.append(ds)
+    return out
 
 
 def _frame_indices(sources: list[Any], volume) -> list[int]:

@@ -248,7 +248,7 @@ class ExportMixin(ReadingMixin):
                 seg = write_seg(sources, vol, rd.labels, seg_path, software_version=__version__)
                 write_sr(sources, seg, json.loads(r.endpoints_json), sr_path, software_version=__version__)
                 result.dicom_files += [seg_path, sr_path]
-        except (StudyError, ValueError) as exc:
+        except (StudyError, ValueError, AttributeError, KeyError) as exc:
             result.problems.append(f"case {case.code}: no DICOM SEG/SR ({exc})")
 
 
