@@ -15,11 +15,7 @@ checksum lets them refuse a label file that was swapped or damaged after saving.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ReaderAppError
+from .fileio import atomic_write, atomic_write_json, fsync_dir, sha256_file  # noqa: F401
 from .forms import FormError, ReadForm
 from .volume import CTVolume
 
@@ -57,71 +54,6 @@ class Read:
 
 def _utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open a directory; rename is durable enough there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, writer: Callable[[Path], None], suffix: str = "") -> None:
-    """Write through ``writer(tmp_path)``, fsync, and rename over ``path``: never half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        writer(tmp_path)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
-
-    def write(p: Path) -> None:
-        p.write_text(text, encoding="utf-8")
-
-    atomic_write(path, write)
-
-
-def _write_labels(path: Path, labels: np.ndarray, volume: CTVolume) -> None:
-    """Through the core's label-map writer; SimpleITK directly until that module exists."""
-    try:
-        from .io.labelmap import write_labelmap
-    except ImportError:
-        write_labelmap = None  # type: ignore[assignment]
-    if write_labelmap is not None:
-        write_labelmap(path, labels, volume)
-        return
-    import SimpleITK as sitk
-
-    img = sitk.GetImageFromArray(np.ascontiguousarray(labels, dtype=np.uint8))
-    img.SetSpacing(volume.spacing)
-    img.SetOrigin(volume.origin)
-    img.SetDirection(volume.direction)
-    sitk.WriteImage(img, str(path), useCompression=True)
 
 
 def _read_labels(path: Path, volume: CTVolume) -> np.ndarray:
@@ -188,7 +120,9 @@ def save_read(
             previous = {}
     now = _utc_now()
     labels_path = folder / LABELS_NAME
-    atomic_write(labels_path, lambda p: _write_labels(p, labels, volume), suffix=".nii.gz")
+    from .io.labelmap import write_labelmap
+
+    write_labelmap(labels_path, labels, volume)  # written atomically
     atomic_write_json(folder / FORM_NAME, form.to_dict())
     atomic_write_json(folder / ENDPOINTS_NAME, _endpoints_dict(endpoints))
     meta = {

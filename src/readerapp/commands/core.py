@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,11 +100,9 @@ def _write_json(target: str, payload: Any) -> None:
     if target == "-":
         sys.stdout.write(text + "\n")
         return
-    path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from ..fileio import atomic_write_text
+
+    atomic_write_text(target, text + "\n")
 
 
 def run_analyze(args: argparse.Namespace) -> int:

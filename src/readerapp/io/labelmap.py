@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabelMapError
+from ..fileio import atomic_write
 from ..labels import LABEL_DTYPE, Label
 from ..volume import CTVolume
 
@@ -94,14 +95,5 @@ def write_labelmap(path: str | os.PathLike[str], labels: np.ndarray, volume: CTV
     img.SetSpacing(volume.spacing)
     img.SetOrigin(volume.origin)
     img.SetDirection(volume.direction)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}{_suffix(p)}")
-    try:
-        sitk.WriteImage(img, str(tmp), useCompression=True)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    return atomic_write(p, lambda tmp: sitk.WriteImage(img, str(tmp), useCompression=True),
+                        suffix=_suffix(p))

@@ -10,7 +10,6 @@ corrected one as the final read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -25,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import ReaderAppError
+from ..fileio import sha256_file
 from . import audit, rules
 from .auth import Actor, Role, require
 from .base import ServiceBase
@@ -83,14 +83,6 @@ class AdjudicationEntry:
     reasons: tuple[str, ...]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _latest_signed(s: Session, case_id: int) -> list[Read]:
     """Each reader's latest signed read of a case (kind "read"), in the order the readers began
     reading it (so "reader 1" stays the same person when someone adds a version)."""
@@ -132,7 +124,7 @@ class ReadingMixin(ServiceBase):
         folder = self.storage / case.folder
         for name, digest in json.loads(case.files_json):
             p = folder / name
-            if not p.is_file() or _sha256_file(p) != digest:
+            if not p.is_file() or sha256_file(p) != digest:
                 raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
         vol = self._load_volume_folder(folder)
         cache[case.code] = vol
@@ -293,7 +285,7 @@ class ReadingMixin(ServiceBase):
 
     def _check_labels(self, row: Read) -> None:
         p = self.storage / row.folder / "labels.nii.gz"
-        if not p.is_file() or _sha256_file(p) != row.labels_sha256:
+        if not p.is_file() or sha256_file(p) != row.labels_sha256:
             raise StudyError(f"read {row.id}: its label map {p} is missing or changed (checksum)")
 
     def get_read(self, actor: Actor, read_id: int) -> ReadInfo:
