@@ -181,10 +181,12 @@ def _phantom(kind: str):  # type: ignore[no-untyped-def]
     if kind == "thick_dependent":
         return make_chest_phantom((40, 200, 200), (1.6, 1.6, 5.0), seed=1,
                                   dependent_consolidation=True, liver_dome=True)
+    if kind == "fov_cut":  # lungs cut by the image edge and the padding: the _body paths
+        return make_chest_phantom((40, 128, 128), (2.5, 2.5, 6.0), seed=3, fov_crop_mm=95.0)
     return make_chest_phantom((48, 96, 96), (3.3, 3.3, 4.0), seed=3)
 
 
-@pytest.mark.parametrize("kind", ["small", "thick_dependent"])
+@pytest.mark.parametrize("kind", ["small", "thick_dependent", "fov_cut"])
 def test_cupy_path_gives_the_numpy_labels(fake_cupy, kind):
     ph, ref = numpy_result(kind)
     res = get_segmenter().propose(ph.volume, backend="cupy")

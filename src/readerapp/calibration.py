@@ -123,10 +123,13 @@ def _find_trachea(volume: CTVolume) -> np.ndarray:
     p = ClassicalParameters()
     grid = choose_grid(volume.shape, volume.spacing_zyx, p.coarse_inplane_mm, p.coarse_z_mm)
     c, pad = downsample(np, volume.hu, grid)
-    ba = body_and_internal_air(np, ndi, c, pad)
+    ba = body_and_internal_air(np, ndi, c, pad, min_enclosed_fraction=p.min_enclosed_fraction,
+                               min_group_fraction=p.min_group_fraction,
+                               min_cut_contact=p.min_cut_contact)
     aw = grow_airway(np, ndi, c, ba.internal_air, grid, volume.direction[8] >= 0.0,
                      ba.body_center_x, thresholds=p.airway_thresholds_hu, max_ml=p.airway_max_ml,
-                     thick_radius_mm=p.airway_thick_radius_mm)
+                     thick_radius_mm=p.airway_thick_radius_mm,
+                     cut_low_x=ba.cut_low_x, cut_high_x=ba.cut_high_x)
     if aw is None:
         return np.zeros(volume.shape, bool)
     return upsample(np, aw.lumen, grid) & (volume.hu < -500) & (volume.hu >= PADDING_BELOW_HU)

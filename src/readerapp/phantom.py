@@ -97,6 +97,7 @@ def make_chest_phantom(
     dependent_consolidation: bool = False,
     dependent_gradient_hu: float = 0.0,
     liver_dome: bool = False,
+    fov_crop_mm: float = 0.0,
 ) -> Phantom:
     """A chest phantom on a (z, y, x) grid with spacing (x, y, z) mm.
 
@@ -111,13 +112,18 @@ def make_chest_phantom(
     ``liver_dome`` pushes a liver dome (and a smaller spleen dome on the other side) up into the
     lung bases from below, medially, so each lung base wraps it as a C open towards the
     mediastinum: the organ must never become lung (``parts["liver"]``).
+    ``fov_crop_mm`` lays the anatomy out for a field of view that much wider on every side than
+    the image, which then shows only its central part, as a small reconstruction field of view
+    on a large patient does: beyond about 0.03 x FOV (10 mm at 320 mm) the image edge cuts the
+    chest wall at the sides, beyond about 0.23 x FOV (73 mm) the lungs as well, and beyond about
+    0.26 x FOV (83 mm) the body's front and back.
     """
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape
     z, y, x = _grid(shape, spacing)
     fov = min(nx * spacing[0], ny * spacing[1])
     zext = nz * spacing[2]
-    s = fov / 320.0  # anatomy scale: designed for a 320 mm field of view
+    s = (fov + 2.0 * fov_crop_mm) / 320.0  # anatomy scale: designed for a 320 mm field of view
 
     hu = np.full(shape, AIR_HU, dtype=np.float32)
     body_a, body_b = 150 * s, 105 * s

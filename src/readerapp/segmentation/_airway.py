@@ -1,4 +1,4 @@
-"""Body, internal air and the trachea / main bronchi on the coarse grid.
+"""The trachea and main bronchi on the coarse grid (body and internal air: ``_body``).
 
 The trachea is found as a small round air region near the body's midline in the upper slices,
 present in several consecutive slices; the airway tree is then grown from it by thresholding,
@@ -15,40 +15,11 @@ import numpy as np
 import scipy.ndimage as sndi
 
 from ..backend import to_numpy
-from ._grid import STRUCT_2D, STRUCT_3D, Grid, bbox, border_labels_2d, dilate, opening
+from ._body import AIR_BELOW_HU, BodyAir, body_and_internal_air
+from ._grid import STRUCT_2D, STRUCT_3D, Grid, bbox, dilate, opening
 
-#: Below this (coarse block mean) a voxel is air-like: aerated lung, airway, gas, outside air.
-AIR_BELOW_HU = -400.0
-
-
-@dataclass
-class BodyAir:
-    body: Any  # coarse bool: the patient (largest non-outside component)
-    internal_air: Any  # coarse bool: air-like voxels inside the body
-    body_center_x: float  # coarse x index
-
-
-def body_and_internal_air(xp: Any, ndi: Any, c: Any, pad: Any) -> BodyAir:
-    """Outside air is air-like voxels connected, within their slice, to the slice border."""
-    air = (c < AIR_BELOW_HU) | pad
-    lab, n = ndi.label(air, structure=STRUCT_2D)
-    outside_lut = xp.zeros(n + 1, dtype=bool)
-    outside_lut[border_labels_2d(xp, lab)] = True
-    outside_lut[0] = False
-    outside = outside_lut[lab] | pad
-    del lab
-    lab, n = ndi.label(~outside, structure=STRUCT_3D)
-    if n == 0:
-        body = xp.zeros_like(outside)
-    else:
-        sizes = xp.bincount(lab.ravel(), minlength=n + 1)
-        sizes[0] = 0
-        body = lab == int(xp.argmax(sizes))
-    del lab
-    internal = air & body & ~pad
-    cols = to_numpy(body.sum(axis=(0, 1)))
-    cx = float((cols * np.arange(cols.size)).sum() / max(cols.sum(), 1))
-    return BodyAir(body=body, internal_air=internal, body_center_x=cx)
+__all__ = ["AIR_BELOW_HU", "Airway", "BodyAir", "airway_exclusion", "body_and_internal_air",
+           "carina_index", "find_trachea_seed", "grow_airway"]
 
 
 @dataclass
@@ -62,12 +33,17 @@ class Airway:
 
 
 def find_trachea_seed(xp: Any, ndi: Any, internal_air: Any, grid: Grid, superior_high: bool,
-                      body_center_x: float) -> tuple[int, float] | None:
+                      body_center_x: float, *, cut_low_x: bool = False,
+                      cut_high_x: bool = False) -> tuple[int, float] | None:
     """The trachea's most superior convincing cross-section in the upper half of the scan.
 
     A candidate is a 2-D air component of 40-1200 mm^2, near the body's midline, not much
     longer than wide; it must recur, within 10 mm, over the next ~15 mm of slices. Returns the
     slice index and the component's centre x, or None where no trachea shows.
+
+    Where the image edge cuts the body on one side only (``cut_low_x`` / ``cut_high_x``), the
+    visible body's centre lies off the midline, away from the cut: the search then reaches from
+    40 mm on the uncut side of that centre to the cut edge.
     """
     nz = internal_air.shape[0]
     z0 = nz // 2 if superior_high else 0
@@ -92,7 +68,10 @@ def find_trachea_seed(xp: Any, ndi: Any, internal_air: Any, grid: Grid, superior
             continue
         cx = 0.5 * (sl[2].start + sl[2].stop - 1)
         cy = 0.5 * (sl[1].start + sl[1].stop - 1)
-        if abs(cx - body_center_x) * sx > 40.0:
+        off = (cx - body_center_x) * sx
+        if off > 40.0 and not (cut_high_x and not cut_low_x):
+            continue
+        if off < -40.0 and not (cut_low_x and not cut_high_x):
             continue
         rows.append((sl[0].start + z0, cy, cx))
     if not rows:
@@ -116,9 +95,11 @@ def find_trachea_seed(xp: Any, ndi: Any, internal_air: Any, grid: Grid, superior
 
 def grow_airway(xp: Any, ndi: Any, c: Any, internal_air: Any, grid: Grid, superior_high: bool,
                 body_center_x: float, *, thresholds: tuple[float, ...], max_ml: float,
-                thick_radius_mm: float) -> Airway | None:
+                thick_radius_mm: float, cut_low_x: bool = False,
+                cut_high_x: bool = False) -> Airway | None:
     """Grow the airway from the trachea seed with leak control; keep its thick part."""
-    found = find_trachea_seed(xp, ndi, internal_air, grid, superior_high, body_center_x)
+    found = find_trachea_seed(xp, ndi, internal_air, grid, superior_high, body_center_x,
+                              cut_low_x=cut_low_x, cut_high_x=cut_high_x)
     if found is None:
         return None
     seed_z, seed_x = found

@@ -29,7 +29,8 @@ class BodyDepth:
     """In-plane distance (mm) from each coarse voxel to outside the body, slice by slice.
 
     Computed on the host on demand (only slices that hold additions), on a half-resolution
-    copy of the slice, and remembered; outside the body it is 0.
+    copy of the slice, and remembered; outside the body it is 0. The image edge counts as
+    outside the body.
     """
 
     def __init__(self, body: Any, grid: Grid) -> None:
@@ -49,7 +50,10 @@ class BodyDepth:
             half = b[::2, ::2]
             if not half.any():
                 continue
-            d = sndi.distance_transform_edt(half, sampling=self._mm).astype(np.float32)
+            # the image edge counts as outside: where the field of view cuts the body, the
+            # surface lies beyond it (and a slice the body fills has no other outside at all)
+            d = sndi.distance_transform_edt(np.pad(half, 1), sampling=self._mm)[1:-1, 1:-1]
+            d = d.astype(np.float32)
             # the half-resolution copy may reach one voxel past the body's edge
             self.depth[z] = np.repeat(np.repeat(d, 2, axis=0), 2, axis=1)[:ny, :nx] * b
         return self.depth[box]

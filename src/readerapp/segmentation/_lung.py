@@ -59,10 +59,51 @@ def lung_components(xp: Any, ndi: Any, air: Any, grid: Grid, superior_high: bool
     return lut[lab], warnings
 
 
-def split_sides(xp: Any, ndi: Any, lung: Any, midline_x: float, max_parts: int = 20) -> Any:
+def midline_without_trachea(xp: Any, lung: Any, grid: Grid, body_center_x: float,
+                            cut_low_x: bool, cut_high_x: bool, *, min_gap_mm: float = 30.0,
+                            max_valley: float = 0.2) -> float:
+    """The midline (coarse x) where no trachea was found, from the lungs' column profile.
+
+    Two lungs show as two humps of the profile (lung voxels per column) with a deep valley
+    between them at the mediastinum: the valley is the midline. One hump is one lung; where the
+    image edge cuts the body on one side only, the visible body's centre lies off the midline,
+    away from the cut, and can fall inside the one lung, splitting it and taking the heart for
+    a bite of its "lateral" side; that lung is then taken as a whole to be the lung away from
+    the cut (the midline is put at the cut edge). Otherwise the body's centre is kept.
+    """
+    prof = to_numpy(lung.sum(axis=(0, 1))).astype(float)
+    nx = prof.size
+    if prof.max() <= 0:
+        return body_center_x
+    k = 2
+    prof = np.convolve(np.pad(prof, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), "valid")
+    gap = max(1, grid.voxels(min_gap_mm, 2))
+    p1 = int(np.argmax(prof))
+    far = prof.copy()
+    far[max(0, p1 - gap):p1 + gap + 1] = -1.0
+    p2 = int(np.argmax(far))
+    if far[p2] >= max_valley * prof[p1]:
+        a, b = sorted((p1, p2))
+        v = a + int(np.argmin(prof[a:b + 1]))
+        if prof[v] <= max_valley * min(prof[a], prof[b]):
+            return float(v)
+    if cut_high_x and not cut_low_x:
+        return float(nx)
+    if cut_low_x and not cut_high_x:
+        return 0.0
+    return body_center_x
+
+
+def split_sides(xp: Any, ndi: Any, lung: Any, midline_x: float, max_parts: int = 20,
+                far_px: int | None = None, min_far_fraction: float = 0.02) -> Any:
     """Mask of the low-x lung. Each connected piece goes whole to the side holding most of it,
     so a lung reaching across the midline (the anterior junction, the azygo-oesophageal recess)
-    is not cut; only a piece that holds both lungs (touching lungs) is cut at the midline."""
+    is not cut; only a piece that holds both lungs (touching lungs) is cut at the midline.
+
+    A piece holds both lungs when each side holds a fifth of it, or when at least
+    ``min_far_fraction`` of it lies more than ``far_px`` columns beyond the midline on its
+    minority side: no lung reaches that far across (where the image edge cuts off most of one
+    lung, the strip left of it can be a small share of a piece joined to the other lung)."""
     nx = lung.shape[2]
     by_mid = xp.zeros(lung.shape, dtype=bool)
     cut = int(min(max(np.ceil(midline_x), 0), nx))
@@ -79,7 +120,12 @@ def split_sides(xp: Any, ndi: Any, lung: Any, midline_x: float, max_parts: int =
         piece = lab == int(k)
         cols = to_numpy(piece.sum(axis=(0, 1))).astype(float)
         low_mass, high_mass = cols[:cut].sum(), cols[cut:].sum()
-        if min(low_mass, high_mass) > 0.2 * (low_mass + high_mass):
+        both = min(low_mass, high_mass) > 0.2 * (low_mass + high_mass)
+        if not both and far_px is not None:
+            far = (cols[:max(cut - far_px, 0)].sum() if low_mass < high_mass
+                   else cols[min(cut + far_px, nx):].sum())
+            both = far >= min_far_fraction * (low_mass + high_mass)
+        if both:
             # both lungs in one piece (touching at a junction line): separate them by erosion
             low_part = _separate(xp, ndi, piece, cut)
             if low_part is not None:
@@ -138,8 +184,13 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
                    grid: Grid, *, closing_mm: float, hole_max_mm2: float, hull_max_mm2: float,
                    hull_max_hu: float, pleura_mm: float, z_closing_mm: float,
                    z_max_hu: float = 50.0, hull_min_lateral_fraction: float = 0.5,
-                   outer_tolerance_mm: float = 0.0) -> tuple[Any, dict[str, float]]:
+                   outer_tolerance_mm: float = 0.0,
+                   far_across_mm: float = 25.0) -> tuple[Any, dict[str, float]]:
     """Closing + hole filling per lung, hull completion, then a closing along z.
+
+    Where the field of view cuts the body, the image edge counts as the body's surface for
+    that test (``_depth``): a hull chord between two pieces of a lung whose lateral part is cut
+    off runs through the liver or spleen, deeper than both pieces.
 
     What the hull and the closing along z add is kept only on the lung's chest-wall side
     (``_depth.keep_outer_additions``): at the lung bases both would otherwise take slabs and
@@ -153,7 +204,7 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
     box_close = grid.box(closing_mm)
     margin = tuple(s + 2 for s in box_close)
     pleura_y, pleura_x = grid.voxels(pleura_mm, 1), grid.voxels(pleura_mm, 2)
-    low = split_sides(xp, ndi, lung, midline_x)
+    low = split_sides(xp, ndi, lung, midline_x, far_px=grid.voxels(far_across_mm, 2))
     depth: BodyDepth | None = None
     ring = 2  # coarse voxels: the lung bordering an addition
     for name, lateral_sign in (("low_x", -1), ("high_x", 1)):
@@ -163,7 +214,12 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
         if box is None:
             continue
         s = side[box]
-        s = closing(ndi, s, box_close) & body[box]
+        # closed as if the array went on empty: at the image edge, a closing whose erosion
+        # counts the outside as lung would extend the lung to the edge across a gap (where the
+        # field of view cuts the mediastinum, a strip of it along the edge)
+        padw = tuple((b // 2, b // 2) for b in box_close)
+        core = tuple(slice(w, w + n) for (w, _), n in zip(padw, s.shape, strict=True))
+        s = closing(ndi, xp.pad(s, padw), box_close)[core] & body[box]
         s |= holes_2d(xp, ndi, s, hole_max_mm2 / px_mm2)
         # The hull step runs on the host (per-slice geometry on a small cropped mask). Coronal
         # hulls were tried for dependent consolidation and swallowed the liver dome on real CT.

@@ -1,7 +1,8 @@
 """The classical lung and lesion segmentation: thresholds, airway removal, morphology.
 
 Stages (each timed): move to the backend, block-average to a ~1.5 mm coarse grid, body and
-internal air, airway (trachea and main bronchi) by region growing with leak control, lung
+internal air (robust to a field of view that cuts the body: air at the image edge enclosed by
+the body's hull is a cut lung, not outside air; see ``_body``), airway (trachea and main bronchi) by region growing with leak control, lung
 components, per-lung completion (closing, holes, hull against the chest wall, a closing along
 z for dense lung that takes a lung's whole front or back in some slices; the hull and z additions
 are kept only on the chest-wall side of the lung, never an organ's dome), lesion region
@@ -23,10 +24,10 @@ from ..volume import CTVolume
 from ._airway import airway_exclusion, body_and_internal_air, grow_airway
 from ._grid import bbox, choose_grid, dilate, downsample, erode, full_slices, upsample
 from ._lesion import label_full, lesion_region_coarse
-from ._lung import complete_lungs, lung_components
+from ._lung import complete_lungs, lung_components, midline_without_trachea
 from .base import SegmentationResult, StageTimer
 
-VERSION = "1.1"
+VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,15 @@ class ClassicalParameters:
     #: Coarse working grid for the morphology (mm).
     coarse_inplane_mm: float = 1.5
     coarse_z_mm: float = 1.0
+    #: Tight field of view (``_body``): air reaching the image edge or the padding is internal
+    #: (a lung cut by the edge) when this share of it lies inside its slice's body hull, or this
+    #: share of its 3-D group does; outside air lies outside the hull (measured 0-6 %).
+    min_enclosed_fraction: float = 0.5
+    min_group_fraction: float = 0.25
+    #: The body counts as cut by a side's image edge when this share of its rows touches it.
+    min_cut_contact: float = 0.2
+    #: A piece of lung with 2 % of it this far across the midline holds both lungs (``_lung``).
+    far_across_mm: float = 25.0
     #: Airway growing: thresholds tried in turn while the grown volume exceeds the limit.
     airway_thresholds_hu: tuple[float, ...] = (-900.0, -925.0, -950.0, -970.0, -985.0, -995.0)
     airway_max_ml: float = 200.0
@@ -101,11 +111,15 @@ class ClassicalSegmenter:
             grid = choose_grid(volume.shape, volume.spacing_zyx, p.coarse_inplane_mm, p.coarse_z_mm)
             c, pad = downsample(xp, hu, grid)
         with timer.stage("body", 0.1):
-            ba = body_and_internal_air(xp, ndi, c, pad)
+            ba = body_and_internal_air(xp, ndi, c, pad,
+                                       min_enclosed_fraction=p.min_enclosed_fraction,
+                                       min_group_fraction=p.min_group_fraction,
+                                       min_cut_contact=p.min_cut_contact)
         with timer.stage("airway", 0.2):
             aw = grow_airway(xp, ndi, c, ba.internal_air, grid, superior_high, ba.body_center_x,
                              thresholds=p.airway_thresholds_hu, max_ml=p.airway_max_ml,
-                             thick_radius_mm=p.airway_thick_radius_mm)
+                             thick_radius_mm=p.airway_thick_radius_mm,
+                             cut_low_x=ba.cut_low_x, cut_high_x=ba.cut_high_x)
             if aw is None:
                 warnings.append("trachea not found in the upper slices: airways not removed")
                 airway_lumen = xp.zeros_like(c, dtype=bool)
@@ -122,13 +136,18 @@ class ClassicalSegmenter:
             air = ba.internal_air & ~airway_excl
             lung_air, w = lung_components(xp, ndi, air, grid, superior_high, p.lung_min_ml)
             warnings += w
+            midline_source = "trachea"
+            if aw is None:
+                midline_source = "lungs or body"
+                midline = midline_without_trachea(xp, lung_air, grid, ba.body_center_x,
+                                                  ba.cut_low_x, ba.cut_high_x)
         with timer.stage("completion", 0.45):
             lung_c, side_ml = complete_lungs(
                 xp, ndi, lung_air, c, ba.body, midline, grid, closing_mm=p.closing_mm,
                 hole_max_mm2=p.hole_max_mm2, hull_max_mm2=p.hull_max_area_mm2,
                 hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm, z_closing_mm=p.z_closing_mm,
                 hull_min_lateral_fraction=p.hull_min_lateral_fraction,
-                outer_tolerance_mm=p.outer_tolerance_mm)
+                outer_tolerance_mm=p.outer_tolerance_mm, far_across_mm=p.far_across_mm)
             lung_c &= ~airway_excl & ~pad & ba.body
             lo, hi = sorted(side_ml.values())
             if hi > 0 and lo < 0.1 * hi:
@@ -160,6 +179,12 @@ class ClassicalSegmenter:
             "readerapp_version": __version__,
             "grid": {"factors_zyx": list(grid.factors),
                      "coarse_spacing_zyx_mm": [round(s, 4) for s in grid.spacing_zyx]},
+            "body": {
+                "cut_by_image_edge": [side for side, cut in (("low_x", ba.cut_low_x),
+                                                             ("high_x", ba.cut_high_x)) if cut],
+                "edge_air_kept_ml": round(ba.enclosed_voxels * grid.coarse_voxel_mm3 / 1000.0, 1),
+                "midline_column": round(float(midline) * grid.factors[2], 1),  # full-res x index
+                "midline_from": midline_source},
             "airway": None if aw is None else {
                 "threshold_hu": aw.threshold_hu, "grown_ml": round(aw.grown_ml, 1),
                 "seed_slice": aw.seed_z, "carina_slice": aw.carina_z},
