@@ -23,7 +23,7 @@ def test_view_screenshot_from_dicom_folder(tmp_path):
     vol = make_chest_phantom((40, 96, 96), (3.0, 3.0, 5.0), seed=5).volume
     write_synthetic_series(vol, tmp_path / "series")
     out = tmp_path / "shot.png"
-    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_SCALE_FACTOR")}
     env.update(PYTHONPATH=SRC, READERAPP_DATA_DIR=str(tmp_path / "data"))
     r = subprocess.run(
         [sys.executable, "-m", "readerapp", "view", str(tmp_path / "series"), "--screenshot",

@@ -77,7 +77,8 @@ def test_views_render_pixels_and_screenshot(make_window, open_scan, phantom, tmp
     from PySide6 import QtGui
 
     img = QtGui.QImage(str(out))
-    assert img.width() == w.width() and img.height() == w.height()
+    dpr = w.devicePixelRatioF()  # physical pixels: a 4K screen at scale 2 gives twice the size
+    assert img.width() == round(w.width() * dpr) and img.height() == round(w.height() * dpr)
 
 
 def test_linked_cursor_wheel_presets_and_maximize(make_window, open_scan, phantom, qtbot):
@@ -228,16 +229,22 @@ def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, q
 
 
 def test_orientation_letters_follow_the_volume_direction():
-    from readerapp.gui.slice_view import orientation_letters
+    """Mirrored scan axes are mirrored back on screen: the letters stay conventional."""
+    from readerapp.gui.slice_view import display_reversal, orientation_letters
 
     identity = (1, 0, 0, 0, 1, 0, 0, 0, 1)
-    assert orientation_letters(0, identity) == ("R", "L", "A", "P")
-    assert orientation_letters(1, identity) == ("R", "L", "S", "I")
-    assert orientation_letters(2, identity) == ("A", "P", "S", "I")
     flipped_x = (-1, 0, 0, 0, 1, 0, 0, 0, 1)  # columns run towards the patient's right
-    assert orientation_letters(0, flipped_x) == ("L", "R", "A", "P")
     feet_first = (1, 0, 0, 0, 1, 0, 0, 0, -1)
-    assert orientation_letters(2, feet_first) == ("A", "P", "I", "S")
+    for d in (identity, flipped_x, feet_first):
+        assert orientation_letters(0, d) == ("R", "L", "A", "P")
+        assert orientation_letters(1, d) == ("R", "L", "S", "I")
+        assert orientation_letters(2, d) == ("A", "P", "S", "I")
+    assert display_reversal(0, identity) == (False, True)  # anterior (y = 0) on top
+    assert display_reversal(0, flipped_x) == (True, True)
+    assert display_reversal(2, feet_first) == (False, True)
+    # A permuted scan (x along the patient's y) is labelled truthfully.
+    permuted = (0, 1, 0, 1, 0, 0, 0, 0, 1)
+    assert orientation_letters(0, permuted) == ("A", "P", "R", "L")
 
 
 def test_file_menu_opens_pacs_browser_and_site_settings(qtbot, monkeypatch, tmp_path):

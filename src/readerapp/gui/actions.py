@@ -3,7 +3,7 @@ help page all use these, so they cannot disagree)."""
 
 from __future__ import annotations
 
-from PySide6 import QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..editing import Mode
 from .state import Tool
@@ -71,3 +71,31 @@ def build_actions(parent) -> dict[str, QtGui.QAction]:  # type: ignore[no-untype
     actions["overlay_toggle"].setChecked(True)
     actions["outline_toggle"].setChecked(True)
     return actions
+
+
+#: Widgets that take typed keys: a single-key shortcut must not steal them.
+_TYPING_WIDGETS = (QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox, QtWidgets.QLineEdit,
+                   QtWidgets.QTextEdit, QtWidgets.QPlainTextEdit)
+_COMMAND_MODIFIERS = (QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.AltModifier
+                      | QtCore.Qt.KeyboardModifier.MetaModifier)
+
+
+class TypingGuard(QtCore.QObject):
+    """Keeps plain keys with the form's and the tool panel's input widgets.
+
+    The tools have single-key shortcuts (1-5, B, F, [ ...). Without this, typing "3" on a focused
+    severity box switched the label to *Erase lesion* (and the tool to the brush) instead of
+    choosing severity 3; typing a radius picked a label. Keys with Ctrl/Alt/Meta and the function
+    keys (F1) stay shortcuts everywhere.
+    """
+
+    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802
+        if ev.type() != QtCore.QEvent.Type.ShortcutOverride or not isinstance(obj, _TYPING_WIDGETS):
+            return False
+        key_ev = ev  # a QKeyEvent
+        if key_ev.modifiers() & _COMMAND_MODIFIERS:  # type: ignore[attr-defined]
+            return False
+        if QtCore.Qt.Key.Key_F1.value <= key_ev.key() <= QtCore.Qt.Key.Key_F35.value:  # type: ignore[attr-defined]
+            return False
+        ev.accept()  # the widget takes the key: no shortcut fires
+        return True

@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..editing.session import ReadingSession
 from ..errors import ReaderAppError
-from .actions import MODES, TOOLS, build_actions
+from .actions import MODES, TOOLS, TypingGuard, build_actions
 from .controller import EditController
 from .densitometry_panel import DensitometryPanel
 from .forms_panel import FormsPanel
@@ -62,6 +62,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = ViewState()
         self.controller = EditController()
         self.actions_ = build_actions(self)
+        self._typing_guard = TypingGuard(self)
+        if app is not None:
+            app.installEventFilter(self._typing_guard)
         self._thread: QtCore.QThread | None = None
         self._worker: LoadWorker | None = None
         self._dirty: set[int] = set()

@@ -1,6 +1,10 @@
 """A small PACS browser: find CT studies on a configured node, retrieve a series with progress and
 a cancel button, and hand the staged folder to whoever opens it.
 
+In study mode (``study=(service, admin)``) the dialog asks for the subject and visit too and
+imports the retrieved series straight into the blinded study (de-identified on arrival, the
+identifiable staged copy removed), as ``readerapp pacs retrieve --subject --visit`` does.
+
 All PACS work runs in a worker thread through :mod:`readerapp.pacs`; the dialog only gathers
 inputs, shows results and reports errors (one place, the status line). A cancelled or failed
 retrieve resumes where it stopped when started again.
@@ -49,17 +53,22 @@ class _Worker(QtCore.QThread):
 
 
 class PacsBrowser(QtWidgets.QDialog):
-    """Query a node, pick a CT series, retrieve it. ``series_retrieved(folder)`` when complete."""
+    """Query a node, pick a CT series, retrieve it. ``series_retrieved(folder)`` when complete;
+    in study mode ``case_imported(code)`` once the series is imported into the study."""
 
     series_retrieved = QtCore.Signal(object)
+    case_imported = QtCore.Signal(str)
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None, settings: Any = None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None, settings: Any = None, *,
+                 study: tuple[Any, Any] | None = None, client_factory: Any = None) -> None:
         super().__init__(parent)
         from ..settings import load_settings
 
-        self.setWindowTitle("Retrieve from PACS")
+        self.study = study
+        self.setWindowTitle("Retrieve from PACS into the study" if study else "Retrieve from PACS")
         self.setObjectName("pacsBrowser")
         self.settings = settings or load_settings()
+        self._client_factory = client_factory
         self._worker: _Worker | None = None
         self._kind = ""
         self._client: Any = None
@@ -99,6 +108,18 @@ class PacsBrowser(QtWidgets.QDialog):
         form.addRow("Patient ID", self.patient_id)
         form.addRow("Study date", self.study_date)
         form.addRow("Accession", self.accession)
+        self.subject = QtWidgets.QLineEdit()
+        self.subject.setPlaceholderText("the study's subject ID, e.g. 1001")
+        self.subject.setToolTip("Import the retrieved series as this subject's scan")
+        self.visit = QtWidgets.QComboBox()
+        self.visit.setToolTip("The visit this scan belongs to")
+        if study is not None:
+            for v in study[0].config.visits:
+                self.visit.addItem(v, v)
+            self.visit.setCurrentIndex(-1)
+            self.retrieve_button_text = "Retrieve and import"
+        else:
+            self.retrieve_button_text = "Retrieve"
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.search_button)
@@ -113,6 +134,12 @@ class PacsBrowser(QtWidgets.QDialog):
         row.addWidget(self.retrieve_button)
         row.addWidget(self.cancel_button)
         layout.addLayout(row)
+        if study is not None:
+            target = QtWidgets.QFormLayout()
+            target.addRow("Import as subject", self.subject)
+            target.addRow("Visit", self.visit)
+            layout.insertLayout(layout.count() - 1, target)
+            self.retrieve_button.setText(self.retrieve_button_text)
         layout.addWidget(self.status)
         if not self.settings.pacs:
             self._show("no PACS is configured: add one in the first-run dialog or with 'readerapp pacs add'", False)
@@ -149,7 +176,8 @@ class PacsBrowser(QtWidgets.QDialog):
         if self._client is None:
             from ..pacs import open_client
 
-            self._client = open_client(self.node.currentData(), self.settings)
+            factory = self._client_factory or (lambda name: open_client(name, self.settings))
+            self._client = factory(self.node.currentData())
         return self._client
 
     def _busy(self, busy: bool) -> None:
@@ -226,17 +254,47 @@ class PacsBrowser(QtWidgets.QDialog):
         hit = self._series_hits[rows[0].row()]
         from ..pacs.pull import retrieve_series
 
+        subject, visit = self.subject.text().strip(), self.visit.currentData()
+        if self.study is not None and (not subject or not visit):
+            self._show("give the subject ID and the visit to import the series as", False)
+            return
+        if self.study is not None:  # refuse a duplicate before the transfer, not after it
+            try:
+                done = [o.code for o in self.study[0].case_originals(self.study[1])
+                        if (o.subject, o.visit) == (subject, visit)]
+            except ReaderAppError as exc:
+                self._show(str(exc), False)
+                return
+            if done:
+                self._show(f"subject {subject} visit {visit} was imported before (case {done[0]})", False)
+                return
         client, route = self.client(), self.route.currentData() or ""
         dest = self.settings.effective_staging_dir()
         self.progress.setValue(0)
-        self._start(
-            lambda progress: retrieve_series(client, hit.study_uid, hit.series_uid, dest, route=route,
-                                             progress=progress),
-            self._retrieved,
-            kind="retrieve",
-        )
+        study = self.study
+
+        def job(progress: Any) -> Any:
+            result = retrieve_series(client, hit.study_uid, hit.series_uid, dest, route=route,
+                                     progress=progress)
+            if study is None or not result.complete:
+                return result
+            from ..pacs.pull import import_series
+
+            progress(1.0, "importing into the study (de-identifying) ...")
+            return result, import_series(result, study[0], study[1], subject, visit)
+
+        self._start(job, self._retrieved, kind="retrieve")
 
     def _retrieved(self, result: Any) -> None:
+        if isinstance(result, tuple):  # study mode: retrieved and imported
+            result, code = result
+            self.last_results.append(result)
+            self.progress.setValue(1000)
+            self._show(f"{result.received} image(s) retrieved and imported as case {code} "
+                       "(the identifiable staged copy is removed)")
+            self.subject.clear()
+            self.case_imported.emit(code)
+            return
         self.last_results.append(result)
         if result.complete:
             self.progress.setValue(1000)

@@ -25,22 +25,48 @@ from .state import COLOURS, Tool, ViewState
 from .vtk_canvas import VtkCanvas
 
 AXIS_NAMES = ("Axial", "Coronal", "Sagittal")
-#: Orientation letters at (left, right, top, bottom) of each view for an LPS-aligned volume:
-#: the patient's right on the viewer's left, anterior up (axial), head up (coronal, sagittal).
+#: Orientation letters at (left, right, top, bottom) of each view, radiological convention: the
+#: patient's right on the viewer's left, anterior up (axial), head up (coronal, sagittal), anterior
+#: on the left (sagittal). Every view is drawn this way whatever the scan's own axis directions.
 ORIENTATION = (("R", "L", "A", "P"), ("R", "L", "S", "I"), ("A", "P", "S", "I"))
 _OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+#: Volume axes (x=0, y=1, z=2) shown horizontally and vertically in each view.
+_PLANE_AXES = ((0, 1), (0, 2), (1, 2))
+
+
+def axis_flips(direction: tuple[float, ...]) -> tuple[bool, bool, bool]:
+    """Which volume axes (x, y, z) run against LPS (towards R, A or I), from the direction
+    cosines: those are mirrored on screen so that the radiological convention holds."""
+    d = np.asarray(direction, float).reshape(3, 3)
+    return tuple(bool(d[int(np.argmax(np.abs(d[:, k]))), k] < 0) for k in range(3))  # type: ignore[return-value]
+
+
+def display_reversal(axis: int, direction: tuple[float, ...]) -> tuple[bool, bool]:
+    """(columns reversed, rows reversed) of a view relative to voxel index order, where rows
+    count bottom-up (VTK): axial rows run top-down in index order (anterior up)."""
+    flips = axis_flips(direction)
+    h, v = _PLANE_AXES[axis]
+    return flips[h], (axis == 0) != flips[v]
 
 
 def orientation_letters(axis: int, direction: tuple[float, ...]) -> tuple[str, str, str, str]:
-    """Letters for a view, flipped where the volume's axes point the other way in LPS."""
+    """Letters at (left, right, top, bottom) of a view as drawn (after :func:`display_reversal`).
+
+    They come from the direction cosines, so a scan whose axes do not follow the patient's
+    (a permuted acquisition) is still labelled truthfully."""
     d = np.asarray(direction, float).reshape(3, 3)
-    flip = [bool(d[int(np.argmax(np.abs(d[:, k]))), k] < 0) for k in range(3)]  # x, y, z
-    horiz, vert = ((0, 1), (0, 2), (1, 2))[axis]  # volume axes (x=0, y=1, z=2) on screen
-    left, right, top, bottom = ORIENTATION[axis]
-    if flip[horiz]:
-        left, right = _OPPOSITE[left], _OPPOSITE[right]
-    if flip[vert]:
-        top, bottom = _OPPOSITE[top], _OPPOSITE[bottom]
+
+    def ends(k: int) -> tuple[str, str]:  # letters at index 0 and index n-1 of volume axis k
+        a = int(np.argmax(np.abs(d[:, k])))
+        high = ("L", "P", "S")[a] if d[a, k] > 0 else ("R", "A", "I")[a]
+        return _OPPOSITE[high], high
+
+    h, v = _PLANE_AXES[axis]
+    rev_h, rev_v = display_reversal(axis, direction)
+    lo, hi = ends(h)
+    left, right = (hi, lo) if rev_h else (lo, hi)
+    lo, hi = ends(v)
+    top, bottom = (lo, hi) if rev_v else (hi, lo)
     return left, right, top, bottom
 
 
@@ -110,7 +136,6 @@ class SliceView(QtWidgets.QFrame):
         r.AddActor(self.brush_actor)
         cam = r.GetActiveCamera()
         cam.ParallelProjectionOn()
-        dpr = max(self.devicePixelRatioF(), 1.0)
         self.letters: list[vtkTextActor] = []
         for letter, (x, y, hj, vj) in zip(ORIENTATION[axis], [
             (0.01, 0.5, 0, 1), (0.99, 0.5, 2, 1), (0.5, 0.99, 1, 2), (0.5, 0.01, 1, 0),
@@ -120,7 +145,7 @@ class SliceView(QtWidgets.QFrame):
             t.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
             t.GetPositionCoordinate().SetValue(x, y)
             prop = t.GetTextProperty()
-            prop.SetFontSize(int(14 * dpr))
+            prop.SetFontSize(14)  # points: the render window's DPI follows the screen's scale
             prop.SetColor(1.0, 0.85, 0.3)
             prop.SetJustification(hj)
             prop.SetVerticalJustification(vj)
@@ -133,6 +158,10 @@ class SliceView(QtWidgets.QFrame):
         self._drag: tuple[str, QtCore.QPointF, tuple] | None = None
         self._shown_slice = -1
         self._geometry_key: tuple | None = None
+        self._rev_key: tuple | None = None
+        self._click_start: tuple | None = None  # (position, undo depth) at an editing press
+        self._click_edit = False
+        self._rev = (False, axis == 0)
         self.last_redraw_ms = 0.0
 
     @staticmethod
@@ -160,26 +189,36 @@ class SliceView(QtWidgets.QFrame):
         nz, ny, nx = self.session.labels.shape
         return ((nx, ny), (nx, nz), (ny, nz))[self.axis]  # (columns, rows)
 
+    def _reversal(self) -> tuple[bool, bool]:
+        direction = tuple(getattr(self.session.volume, "direction", None) or (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        if self._rev_key != direction:
+            self._rev_key, self._rev = direction, display_reversal(self.axis, direction)
+        return self._rev
+
     def to_world(self, zyx) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        """Voxel (z, y, x) to the view's plane (mm), mirrored as the convention needs."""
         z, y, x = zyx
         sc, sr = self._plane_spacing()
-        ny = self.session.labels.shape[1]
-        if self.axis == 0:
-            return x * sc, (ny - 1 - y) * sr
-        if self.axis == 1:
-            return x * sc, z * sr
-        return y * sc, z * sr
+        cols, rows = self._plane_dims()
+        rev_h, rev_v = self._reversal()
+        h, v = ((x, y), (x, z), (y, z))[self.axis]
+        col = cols - 1 - h if rev_h else h
+        row = rows - 1 - v if rev_v else v
+        return col * sc, row * sr
 
     def from_world(self, wx: float, wy: float) -> tuple[float, float, float]:
         sc, sr = self._plane_spacing()
+        cols, rows = self._plane_dims()
+        rev_h, rev_v = self._reversal()
         col, row = wx / sc, wy / sr
+        h = cols - 1 - col if rev_h else col
+        v = rows - 1 - row if rev_v else row
         s = float(self.state.cursor[self.axis])
-        ny = self.session.labels.shape[1]
         if self.axis == 0:
-            return (s, ny - 1 - row, col)
+            return (s, v, h)
         if self.axis == 1:
-            return (row, s, col)
-        return (row, col, s)
+            return (v, s, h)
+        return (v, h, s)
 
     def display_to_voxel(self, pos: QtCore.QPointF) -> tuple[float, float, float]:
         r = self.canvas.renderer
@@ -234,14 +273,19 @@ class SliceView(QtWidgets.QFrame):
         return self._gray_lut[hu2d.astype(np.int32) + 32768]
 
     def slice_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(HU, labels) of the current slice, rows oriented bottom-up for VTK."""
+        """(HU, labels) of the current slice as drawn: rows bottom-up for VTK, mirrored so the
+        radiological convention holds (see :func:`display_reversal`)."""
         s = self.state.cursor[self.axis]
         hu, lab = self.session.volume.hu, self.session.labels
         if self.axis == 0:
-            return hu[s, ::-1, :], lab[s, ::-1, :]
-        if self.axis == 1:
-            return hu[:, s, :], lab[:, s, :]
-        return hu[:, :, s], lab[:, :, s]
+            hu2, lab2 = hu[s], lab[s]
+        elif self.axis == 1:
+            hu2, lab2 = hu[:, s, :], lab[:, s, :]
+        else:
+            hu2, lab2 = hu[:, :, s], lab[:, :, s]
+        rev_h, rev_v = self._reversal()
+        sl = (slice(None, None, -1 if rev_v else 1), slice(None, None, -1 if rev_h else 1))
+        return hu2[sl], lab2[sl]
 
     def compose(self) -> np.ndarray:
         """RGB image of the current slice: grey CT, translucent lesions, lung outline."""
@@ -286,13 +330,16 @@ class SliceView(QtWidgets.QFrame):
         arr.SetName("rgb")
         img.GetPointData().SetScalars(arr)
         img.Modified()
-        key = (self.session.labels.shape, self.session.volume.spacing)
+        key = (self.session.labels.shape, self.session.volume.spacing, self._rev_key)
         if key != self._geometry_key:
             self._geometry_key = key
             self.fit()
             for t, letter in zip(self.letters, orientation_letters(
                     self.axis, self.session.volume.direction), strict=True):
                 t.SetInput(letter)
+        width = max(1.0, self.canvas.devicePixelRatioF())  # lines one logical pixel wide (4K screens)
+        self.cross_actor.GetProperty().SetLineWidth(width)
+        self.brush_actor.GetProperty().SetLineWidth(width)
         self._update_cross()
         n = self.session.labels.shape[self.axis]
         self.header.setText(f"{AXIS_NAMES[self.axis]}  {self.state.cursor[self.axis] + 1}/{n}")
@@ -357,6 +404,9 @@ class SliceView(QtWidgets.QFrame):
             self._release(ev)
             return True
         if t == E.MouseButtonDblClick:
+            if self._click_edit:  # the double-click's first click must not leave a dab behind
+                self._click_edit = False
+                self.controller.undo()
             self.maximize_requested.emit()
             return True
         if t == E.Wheel:
@@ -394,6 +444,9 @@ class SliceView(QtWidgets.QFrame):
                 self._drag = None
                 return
             tool = self.controller.settings.tool
+            session = self.controller.session
+            if tool is not Tool.NAVIGATE and session is not None:
+                self._click_start = (pos, session.editor.undo_depth)
             if tool is Tool.NAVIGATE:
                 self._drag = ("wl", pos, (self.state.window, self.state.level, zyx))
             elif tool is Tool.BRUSH:
@@ -426,12 +479,16 @@ class SliceView(QtWidgets.QFrame):
             self.show_brush(zyx)
 
     def _release(self, ev: QtGui.QMouseEvent) -> None:
+        start_click, self._click_start = self._click_start, None
+        self._click_edit = False
         if self._drag is None:
+            self._note_click_edit(start_click, ev)
             return
         kind, start, extra = self._drag
         self._drag = None
         if kind == "paint":
             self.controller.end_paint()
+            self._note_click_edit(start_click, ev)
         elif kind == "wl":
             d = ev.position() - start
             if abs(d.x()) + abs(d.y()) < 3:  # a click, not a drag: move the cursor
@@ -439,8 +496,20 @@ class SliceView(QtWidgets.QFrame):
                 self.state.set_window(w0, l0)
                 self.state.set_cursor(zyx)
 
+    def _note_click_edit(self, start, ev: QtGui.QMouseEvent) -> None:  # type: ignore[no-untyped-def]
+        """Remember whether this was a plain click that made exactly one edit (a dab, a fill):
+        if it turns out to start a double-click (maximize), that edit is taken back."""
+        session = self.controller.session
+        if start is None or session is None:
+            return
+        pos, depth = start
+        d = ev.position() - pos
+        self._click_edit = (abs(d.x()) + abs(d.y()) < 3 and session.editor.undo_depth == depth + 1)
+
     def _wheel(self, ev: QtGui.QWheelEvent) -> None:
-        steps = ev.angleDelta().y() / 120.0
+        delta = ev.angleDelta()
+        # Shift + wheel arrives as a horizontal scroll on some systems (macOS, some mice).
+        steps = (delta.y() or delta.x()) / 120.0
         if steps == 0:
             return
         mods = ev.modifiers()

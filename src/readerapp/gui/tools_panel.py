@@ -114,7 +114,7 @@ def help_html(actions: dict[str, QtGui.QAction]) -> str:
         ("Left click (Navigate), Ctrl + left click", "move the linked cursor"),
         ("Left drag (Brush)", "paint one stroke = one undo step"),
         ("Left click (Fill / Remove)", "fill the connected region / remove the lesion"),
-        ("Double-click", "maximize or restore the view"),
+        ("Double-click", "maximize or restore the view (edits nothing)"),
     ]
     mrows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in mouse)
     return (

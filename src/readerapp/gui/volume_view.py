@@ -133,6 +133,15 @@ class VolumeView(QtWidgets.QFrame):
         # Lung surface: everything labelled (so lesions sit inside it), drawn as label 1.
         lung_like = np.where(small > 0, np.uint8(1), np.uint8(0))
         data = np.where(small >= 2, small, lung_like).astype(np.uint8)
+        # Axes stored against LPS (towards R, A or I) are mirrored so the camera below shows
+        # the patient from the front, right on the viewer's left, whatever the scan's order.
+        from .slice_view import axis_flips
+
+        fx, fy, fz_ = axis_flips(tuple(getattr(session.volume, "direction", (1, 0, 0, 0, 1, 0, 0, 0, 1))))
+        mirror = (slice(None, None, -1 if fz_ else 1), slice(None, None, -1 if fy else 1),
+                  slice(None, None, -1 if fx else 1))
+        data = np.ascontiguousarray(data[mirror])
+        lung_like = np.ascontiguousarray(lung_like[mirror])
         nz, ny, nx = data.shape
         sx, sy, sz = session.volume.spacing
         img = self.image

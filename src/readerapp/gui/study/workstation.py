@@ -35,7 +35,6 @@ class WorklistPanel(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda r, _c: self._open_row(r))
         lay.addWidget(self.table)
-        row = QtWidgets.QHBoxLayout()
         self.open_button = QtWidgets.QPushButton("Open")
         self.open_button.clicked.connect(lambda: self._open_row(self.table.currentRow()))
         self.save_button = QtWidgets.QPushButton("Save to study")
@@ -44,21 +43,36 @@ class WorklistPanel(QtWidgets.QWidget):
         self.correct_button = QtWidgets.QPushButton("Sign corrected read…")
         self.correct_button.setToolTip("Sign the labels and form now in the window (read A, corrected) "
                                        "as the final read")
-        for b in (self.open_button, self.save_button, self.sign_button, self.adjudicate_button,
-                  self.correct_button):
-            row.addWidget(b)
-        lay.addLayout(row)
+        self.buttons = QtWidgets.QGridLayout()  # two columns: the dock stays as narrow as the tools
+        self.buttons.setSpacing(3)
+        lay.addLayout(self.buttons)
+        self.show_buttons([self.open_button, self.save_button, self.sign_button, self.adjudicate_button,
+                           self.correct_button])
         self.status = QtWidgets.QLabel("")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
         self.codes: list[str] = []
+
+    def show_buttons(self, shown: list[QtWidgets.QPushButton]) -> None:
+        """Lay out the buttons the role uses, two a row; the others are hidden."""
+        for b in self.findChildren(QtWidgets.QPushButton):
+            if b not in shown:
+                self.buttons.removeWidget(b)
+                b.setVisible(False)
+        for i, b in enumerate(shown):
+            self.buttons.addWidget(b, i // 2, i % 2)
+            b.setVisible(True)
 
     def set_rows(self, rows: list[tuple[str, str, str]]) -> None:
         self.table.setRowCount(len(rows))
         self.codes = [r[1] for r in rows]
         for i, (pos, code, status) in enumerate(rows):
             for j, text in enumerate((pos, code, status)):
-                self.table.setItem(i, j, table_item(text))
+                item = table_item(text)
+                item.setToolTip(text)  # the status may be longer than the column
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(1)
 
     def _open_row(self, row: int) -> None:
         if 0 <= row < len(self.codes):
@@ -85,7 +99,8 @@ class StudyWorkstation(QtCore.QObject):
     locked = QtCore.Signal()
     case_opened = QtCore.Signal(str)
 
-    def __init__(self, window, service, actor, *, interactive: bool = True, idle_check_ms: int = 5000):  # type: ignore[no-untyped-def]
+    def __init__(self, window, service, actor, *, interactive: bool = True, idle_check_ms: int = 5000,  # type: ignore[no-untyped-def]
+                 pacs_settings: Any = None, pacs_client_factory: Any = None):
         super().__init__(window)
         self.window, self.service, self.actor = window, service, actor
         self.interactive = interactive
@@ -96,21 +111,40 @@ class StudyWorkstation(QtCore.QObject):
         self.dock.setObjectName("studyWorklistDock")
         self.dock.setWidget(self.panel)
         window.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
+        admin = actor.role.value == "admin"
         menu = window.menuBar().addMenu("&Study")
+        self.menu = menu
         menu.addAction("Refresh worklist", self.refresh)
-        menu.addAction("Save read to study", self.save_to_study)
-        menu.addAction("Sign read…", self.sign)
+        if not admin:
+            menu.addAction("Save read to study", lambda: self.save_to_study())
+            menu.addAction("Sign read…", lambda: self.sign())
         menu.addAction("Log out", self.lock)
-        self.panel.open_requested.connect(self.open_case)
-        self.panel.save_button.clicked.connect(self.save_to_study)
-        self.panel.sign_button.clicked.connect(self.sign)
-        self.panel.adjudicate_button.clicked.connect(self.adjudicate)
-        adjudicator = actor.role.value == "adjudicator"
-        self.panel.save_button.setVisible(not adjudicator)
-        self.panel.sign_button.setVisible(not adjudicator)
-        self.panel.adjudicate_button.setVisible(adjudicator)
-        self.panel.correct_button.setVisible(adjudicator)
-        self.panel.correct_button.clicked.connect(self.sign_correction)
+        #: The administrator's PACS actions (retrieve into the study, send a final read back).
+        self.pacs: Any = None
+        if admin:
+            from .pacs_actions import StudyPacs
+
+            self.pacs = StudyPacs(self, menu, settings=pacs_settings, client_factory=pacs_client_factory)
+            shown = []
+            for text, act in (("Retrieve from PACS…", self.pacs.retrieve_action),
+                              ("Send final read to PACS…", self.pacs.send_action)):
+                b = QtWidgets.QPushButton(text, self.panel)
+                b.setToolTip(act.toolTip())
+                b.clicked.connect(act.trigger)
+                shown.append(b)
+            self.panel.show_buttons(shown)
+        else:
+            self.panel.open_requested.connect(self.open_case)
+        # Lambdas: clicked(bool) would otherwise arrive as the reason or password argument.
+        self.panel.save_button.clicked.connect(lambda: self.save_to_study())
+        self.panel.sign_button.clicked.connect(lambda: self.sign())
+        self.panel.adjudicate_button.clicked.connect(lambda: self.adjudicate())
+        p = self.panel
+        if actor.role.value == "adjudicator":
+            p.show_buttons([p.open_button, p.adjudicate_button, p.correct_button])
+        elif not admin:
+            p.show_buttons([p.open_button, p.save_button, p.sign_button])
+        self.panel.correct_button.clicked.connect(lambda: self.sign_correction())
         self.based_on: int | None = None
         window.session_ready.connect(self._on_session_ready)
         self._filter = _ActivityFilter(actor)
@@ -128,6 +162,9 @@ class StudyWorkstation(QtCore.QObject):
             if self.actor.role.value == "adjudicator":
                 items = self.service.adjudication_worklist(self.actor)
                 rows = [(str(i), e.code, e.status) for i, e in enumerate(items, 1)]
+            elif self.actor.role.value == "admin":  # every case, to send final reads back
+                rows = [(str(i), o.code, f"{o.status} ({o.subject} {o.visit})")
+                        for i, o in enumerate(self.service.case_originals(self.actor), 1)]
             else:
                 rows = [(str(e.position), e.code, e.status + (f" ({e.visit})" if e.visit else ""))
                         for e in self.service.worklist(self.actor)]
