@@ -164,10 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="readerapp-bench-") as tmp:
             write_synthetic_series(vol, tmp)
+            _reset_peak_rss()
             t = _timeit(lambda: load_series([tmp]), 2)
             loaded = load_series([tmp])[0]
             res["load"] = {"seconds_min": min(t), "slices": loaded.shape[0],
-                           "identical": bool(np.array_equal(loaded.hu, vol.hu))}
+                           "identical": bool(np.array_equal(loaded.hu, vol.hu)),
+                           "peak_rss_mb": _peak_rss_mb()}
+            del loaded
 
     labels = ph.truth
     if not args.no_segmentation:
@@ -176,12 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             res["segmentation"] = {"skipped": f"segmentation unavailable: {exc}"}
         else:
+            gc.collect()
+            _reset_peak_rss()
             t0 = time.perf_counter()
             seg = get_segmenter("classical").propose(vol, backend="numpy")
             total = time.perf_counter() - t0
             res["segmentation"] = {"total_s": total, "stages_s": dict(seg.timings),
-                                   "backend": seg.provenance.get("backend", "numpy")}
+                                   "backend": seg.provenance.get("backend", "numpy"),
+                                   "peak_rss_mb": _peak_rss_mb()}
+            del seg
 
+    gc.collect()
+    _reset_peak_rss()
     res["densitometry"] = bench_densitometry(vol, labels, args.repeat)
     res["brush_stroke"] = bench_strokes(vol, labels.copy(), 200, 10, "auto")
     res["peak_rss_mb_core"] = _peak_rss_mb()  # load, segmentation, densitometry, strokes
@@ -250,8 +259,10 @@ def _print_report(r: dict[str, Any]) -> None:
     print(f"brush stroke update ({b['backend']}, sphere r=10, {b['voxels_per_stroke_median']} voxels):")
     line("median", b["median_ms"], "ms", 5.0)
     line("95th percentile", b["p95_ms"], "ms", 5.0)
-    since = "after building the case" if r.get("peak_rss_reset") else "including building the case"
-    line(f"peak memory, core ({since})", r["peak_rss_mb_core"], "MB")
+    print("peak memory (resident, each stage with the case's CT and labels in memory):")
+    line("  loading (the series written, then read twice)", r.get("load", {}).get("peak_rss_mb"), "MB")
+    line("  segmentation", r.get("segmentation", {}).get("peak_rss_mb"), "MB")
+    line("  densitometry and brush strokes", r["peak_rss_mb_core"], "MB")
     line("  CT + labels of the case", r["case_mb"], "MB")
     g = r.get("gui")
     if g:
