@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReaderAppError
+from ..fileio import fsync_dir
 from ._editor import Edit, LabelEditor
 
 MAGIC = b"RJ01"
@@ -67,19 +68,6 @@ def journal_folder(series_uid: str, shape: tuple[int, ...], root: Path | None = 
 
 def labels_digest(labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(labels).data).hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _encode(kind: str, edit: Edit | None, index_dtype: np.dtype) -> bytes:
@@ -217,7 +205,7 @@ class Journal:
             (folder / META_NAME).write_text(json.dumps(meta, indent=1), encoding="utf-8")
             fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
             os.fsync(fh.fileno())
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except OSError as exc:
             raise JournalError(f"cannot write the edit journal in {folder}: {exc}") from exc
         return cls(folder, index_dtype, fh)
