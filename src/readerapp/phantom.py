@@ -85,6 +85,37 @@ def _ball(z, y, x, c, r: float) -> np.ndarray:
     return mask
 
 
+def _rib_cage(z, y, x, s: float, lz_c: float, lz_r: float, *, gap_mm: float = 3.0,
+              rib_mm: float = 6.0, rib_height_mm: float = 10.0,
+              rib_period_mm: float = 20.0) -> np.ndarray:
+    """Ribs 3 mm outside each lung (not on its medial side), a vertebral body and a sternum.
+
+    Each rib follows the lung's cross-section in its slice (the ellipsoid's, never smaller than
+    half of the widest), so the gap between lung and rib is the same from apex to base; the
+    ribs are horizontal bands ``rib_height_mm`` high every ``rib_period_mm`` (the intercostal
+    spaces hold the chest wall's soft tissue, as intercostal muscle does).
+    """
+    shape = (z.shape[0], y.shape[1], x.shape[2])
+    bone = np.zeros(shape, bool)
+    zz = z.ravel()
+    on_rib = np.mod(zz - lz_c, rib_period_mm) < rib_height_mm
+    f = np.sqrt(np.clip(1.0 - ((zz - lz_c) / lz_r) ** 2, 0.25, 1.0))
+    y2, x2 = y[0], x[0]
+    for k in np.flatnonzero(on_rib):
+        for side in (-1, 1):
+            ax, ay = 48 * s * f[k], 72 * s * f[k]
+            cx = side * 62 * s
+            e_in = ((x2 - cx) / (ax + gap_mm)) ** 2 + ((y2 + 5 * s) / (ay + gap_mm)) ** 2
+            e_out = ((x2 - cx) / (ax + gap_mm + rib_mm)) ** 2 + ((y2 + 5 * s) / (ay + gap_mm + rib_mm)) ** 2
+            bone[k] |= (e_in > 1.0) & (e_out <= 1.0) & (side * x2 >= 26 * s)
+    spine = ((x / (16 * s)) ** 2 + ((y - 64 * s) / (13 * s)) ** 2 <= 1.0)
+    spine |= (np.abs(x) <= 4 * s) & (y >= 64 * s) & (y <= 90 * s)  # spinous process
+    sternum = (np.abs(x) <= 12 * s) & (y >= -92 * s) & (y <= -84 * s)
+    in_z = np.abs(z - lz_c) <= 1.1 * lz_r
+    bone |= np.broadcast_to((spine | sternum) & in_z, shape)
+    return bone
+
+
 def make_chest_phantom(
     shape: tuple[int, int, int] = (80, 160, 160),
     spacing: tuple[float, float, float] = (2.0, 2.0, 2.5),
@@ -98,6 +129,7 @@ def make_chest_phantom(
     dependent_gradient_hu: float = 0.0,
     liver_dome: bool = False,
     fov_crop_mm: float = 0.0,
+    ribs_at_pleura: bool = False,
 ) -> Phantom:
     """A chest phantom on a (z, y, x) grid with spacing (x, y, z) mm.
 
@@ -117,6 +149,11 @@ def make_chest_phantom(
     on a large patient does: beyond about 0.03 x FOV (10 mm at 320 mm) the image edge cuts the
     chest wall at the sides, beyond about 0.23 x FOV (73 mm) the lungs as well, and beyond about
     0.26 x FOV (83 mm) the body's front and back.
+    ``ribs_at_pleura`` replaces the bony ring deep in the chest wall (about 20 mm outside the
+    lungs, which no real chest shows) by a rib cage as in real anatomy: ribs (10 mm high, 10 mm
+    apart in z, intercostal muscle between them) that follow each lung's lateral, anterior and
+    posterior surface 3 mm outside it, a vertebral body and a sternum (``parts["bone"]``). Dense
+    lung against the chest wall can then be bounded by the ribs as a reader does.
     """
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape
@@ -137,7 +174,8 @@ def make_chest_phantom(
     ring_in = (x / (body_a - 18 * s)) ** 2 + (y / (body_b - 18 * s)) ** 2 <= 1.0
     angle = np.arctan2(y, x)
     ribs = ring_out & ~ring_in & (np.cos(angle * 14) > 0.2)
-    hu[np.broadcast_to(ribs, shape)] = BONE_HU
+    if not ribs_at_pleura:
+        hu[np.broadcast_to(ribs, shape)] = BONE_HU
     # Table under the patient (posterior = +y).
     table = (y > body_b + 12 * s) & (y < body_b + 22 * s) & (np.abs(x) < 140 * s)
     hu[np.broadcast_to(table, shape)] = 150
@@ -163,6 +201,9 @@ def make_chest_phantom(
         domes |= (z < czd) & ((x / (body_a - 20 * s)) ** 2 + (y / (body_b - 20 * s)) ** 2 <= 1.0)
         domes = np.broadcast_to(domes, shape) & np.broadcast_to(fat_inner, shape)
         lungs &= ~domes
+    bone = _rib_cage(z, y, x, s, lz_c, lz_r) if ribs_at_pleura else None
+    if bone is not None:
+        hu[bone] = BONE_HU
     hu[lungs] = LUNG_HU
     if dependent_gradient_hu:
         frac = np.clip((y + 77 * s) / (144 * s), 0.0, 1.0).astype(np.float32)
@@ -213,6 +254,8 @@ def make_chest_phantom(
         "aorta": aorta,
         "body": np.ascontiguousarray(body),
     }
+    if bone is not None:
+        parts["bone"] = bone & (hu == BONE_HU)
     if liver_dome:
         hu[domes] = LIVER_HU
         parts["liver"] = np.ascontiguousarray(domes)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
+from ._chestwall import chest_wall_additions
 from ._depth import BodyDepth, keep_outer_additions
 from ._grid import STRUCT_3D, Grid, bbox, closing, dilate, erode, holes_2d
 from ._hull import complete_side
@@ -185,7 +186,9 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
                    hull_max_hu: float, pleura_mm: float, z_closing_mm: float,
                    z_max_hu: float = 50.0, hull_min_lateral_fraction: float = 0.5,
                    outer_tolerance_mm: float = 0.0,
-                   far_across_mm: float = 25.0) -> tuple[Any, dict[str, float]]:
+                   far_across_mm: float = 25.0,
+                   chest_wall: dict[str, float] | None = None,
+                   ) -> tuple[Any, dict[str, float], dict[str, Any]]:
     """Closing + hole filling per lung, hull completion, then a closing along z.
 
     Where the field of view cuts the body, the image edge counts as the body's surface for
@@ -196,7 +199,12 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
     (``_depth.keep_outer_additions``): at the lung bases both would otherwise take slabs and
     wedges of the liver or spleen dome, which the lung wraps round.
 
-    Returns the mask and the two sides' air-like volumes (mL).
+    ``chest_wall`` (keyword arguments of ``_chestwall.chest_wall_additions``; None: off) then
+    adds the soft tissue between each lung and its rib cage (a lung's whole back consolidated),
+    under the same chest-wall-side rule.
+
+    Returns the mask, the two sides' air-like volumes (mL) and per side the chest wall
+    completion's figures (wall thickness used, slices and mL added).
     """
     px_mm2 = grid.spacing_zyx[1] * grid.spacing_zyx[2]
     out = xp.zeros_like(lung)
@@ -207,6 +215,7 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
     low = split_sides(xp, ndi, lung, midline_x, far_px=grid.voxels(far_across_mm, 2))
     depth: BodyDepth | None = None
     ring = 2  # coarse voxels: the lung bordering an addition
+    cw_info: dict[str, Any] = {}
     for name, lateral_sign in (("low_x", -1), ("high_x", 1)):
         side = lung & (low if lateral_sign < 0 else ~low)
         vols[name] = float(side.sum()) * grid.coarse_voxel_mm3 / 1000.0
@@ -242,7 +251,48 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
                 ring_px=ring, tolerance_mm=outer_tolerance_mm)
         s |= holes_2d(xp, ndi, s, hole_max_mm2 / px_mm2)
         out[box] |= s
-    return out, vols
+        if chest_wall is not None:
+            if depth is None:
+                depth = BodyDepth(body, grid)
+            cw_info[name] = _chest_wall(xp, ndi, out, box, s, c, body, lateral_sign, grid, depth,
+                                        ring, outer_tolerance_mm, hole_max_mm2 / px_mm2,
+                                        chest_wall)
+    return out, vols, cw_info
+
+
+def _chest_wall(xp: Any, ndi: Any, out: Any, box: tuple[slice, ...], s: Any, c: Any, body: Any,
+                lateral_sign: int, grid: Grid, depth: BodyDepth, ring: int, tolerance_mm: float,
+                hole_max_px: float, params: dict[str, float]) -> dict[str, Any]:
+    """Chest-wall-bounded completion of one lung (``_chestwall``), in place into ``out``.
+
+    Runs on a crop reaching ``reach_mm`` past the lung in-plane (to its ribs) and the bone
+    window's depth in z; what it adds must pass the depth rule like the hull's additions.
+    """
+    kw: dict[str, Any] = dict(params)
+    reach = kw.pop("reach_mm")
+    kz = grid.voxels(kw["bone_z_mm"], 0)
+    ext = (kz, grid.voxels(reach, 1), grid.voxels(reach, 2))
+    shape = out.shape
+    cbox = tuple(slice(max(0, b.start - e), min(n, b.stop + e))
+                 for b, e, n in zip(box, ext, shape, strict=True))
+    side = xp.zeros(tuple(b.stop - b.start for b in cbox), dtype=bool)
+    inner = tuple(slice(b.start - cb.start, b.stop - cb.start)
+                  for b, cb in zip(box, cbox, strict=True))
+    side[inner] = s
+    added_h, info = chest_wall_additions(
+        to_numpy(side), to_numpy(c[cbox]), to_numpy(body[cbox]), lateral_sign,
+        grid.spacing_zyx, **kw)
+    added = xp.asarray(added_h) & ~out[cbox]
+    info["added_ml"] = 0.0
+    if bool(added.any()):
+        kept = keep_outer_additions(xp, ndi, added, side, xp.asarray(depth.crop(cbox)),
+                                    ring_px=ring, tolerance_mm=tolerance_mm)
+        grown = side | kept
+        grown |= holes_2d(xp, ndi, grown, hole_max_px) & ~out[cbox]
+        new = grown & ~side
+        out[cbox] |= new
+        info["added_ml"] = round(float(new.sum()) * grid.coarse_voxel_mm3 / 1000.0, 1)
+    return info
 
 
 def _z_closing(xp: Any, ndi: Any, s: Any, c: Any, body: Any, lateral_sign: int, k: int,

@@ -5,7 +5,8 @@ internal air (robust to a field of view that cuts the body: air at the image edg
 the body's hull is a cut lung, not outside air; see ``_body``), airway (trachea and main bronchi) by region growing with leak control, lung
 components, per-lung completion (closing, holes, hull against the chest wall, a closing along
 z for dense lung that takes a lung's whole front or back in some slices; the hull and z additions
-are kept only on the chest-wall side of the lung, never an organ's dome), lesion region
+are kept only on the chest-wall side of the lung, never an organ's dome), completion up to the
+rib cage for a lung consolidated over its whole back (``_chestwall``, 1.3), lesion region
 (opening against vessels, speck removal), and a full-resolution refinement that labels each voxel
 by its lightly denoised HU. NumPy and CuPy run the same code with ``xp``/``ndi`` swapped; only the
 per-slice convex hulls run on the host (small cropped masks).
@@ -27,7 +28,7 @@ from ._lesion import label_full, lesion_region_coarse
 from ._lung import complete_lungs, lung_components, midline_without_trachea
 from .base import SegmentationResult, StageTimer
 
-VERSION = "1.2"
+VERSION = "1.3"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,33 @@ class ClassicalParameters:
     outer_tolerance_mm: float = 0.0
     #: Closing along z: dense lung with lung within this distance above and below is kept.
     z_closing_mm: float = 25.0
+    #: Chest-wall-bounded completion (``_chestwall``, new in 1.3): soft tissue between a lung
+    #: and its rib cage is lung where the cage lies further out than the chest wall's own
+    #: thickness (lower quartile of the lung-to-bone distance around the lung, at least
+    #: ``cage_min_wall_mm``; a lung whose wall is thicker than ``cage_max_wall_mm`` has no ribs
+    #: at its pleura and gets nothing). Bone: coarse HU at least ``cage_bone_hu`` within
+    #: ``cage_bone_z_mm`` in z (intercostal slices see the ribs above and below); never within
+    #: ``cage_medial_cone_deg`` of the medial direction nor more than
+    #: ``cage_anterior_limit_deg`` from the lateral one towards the front (the anterior junction
+    #: and retrosternal fat; dependent lung is posterior); looked for ``cage_reach_mm`` out.
+    #: Only pieces reaching ``cage_min_excess_mm`` past the wall, at least
+    #: ``cage_min_thickness_mm`` thick, with a median coarse HU of at least
+    #: ``cage_min_median_hu`` (not extrapleural fat) and ``cage_min_ml`` in 3-D are added: on
+    #: the real chest CT without pathology the wall's slivers are then all dropped.
+    chest_wall_completion: bool = True
+    cage_bone_hu: float = 180.0
+    cage_bone_z_mm: float = 10.0
+    cage_soft_min_hu: float = -400.0
+    cage_soft_max_hu: float = 100.0
+    cage_min_wall_mm: float = 3.0
+    cage_max_wall_mm: float = 12.0
+    cage_min_excess_mm: float = 3.0
+    cage_medial_cone_deg: float = 45.0
+    cage_anterior_limit_deg: float = 100.0
+    cage_min_median_hu: float = -30.0
+    cage_min_thickness_mm: float = 8.0
+    cage_min_ml: float = 20.0
+    cage_reach_mm: float = 80.0
     #: Full-resolution boundary: a voxel next to the coarse mask is lung when below this.
     aerated_below_hu: float = -400.0
     #: Lesion region: opening radius removing vessels / walls; smallest lesion kept (mL).
@@ -142,12 +170,22 @@ class ClassicalSegmenter:
                 midline = midline_without_trachea(xp, lung_air, grid, ba.body_center_x,
                                                   ba.cut_low_x, ba.cut_high_x)
         with timer.stage("completion", 0.45):
-            lung_c, side_ml = complete_lungs(
+            cage = None if not p.chest_wall_completion else {
+                "bone_hu": p.cage_bone_hu, "bone_z_mm": p.cage_bone_z_mm,
+                "soft_min_hu": p.cage_soft_min_hu, "soft_max_hu": p.cage_soft_max_hu,
+                "min_wall_mm": p.cage_min_wall_mm, "max_wall_mm": p.cage_max_wall_mm,
+                "min_excess_mm": p.cage_min_excess_mm,
+                "medial_cone_deg": p.cage_medial_cone_deg,
+                "anterior_limit_deg": p.cage_anterior_limit_deg,
+                "min_median_hu": p.cage_min_median_hu, "min_thickness_mm": p.cage_min_thickness_mm,
+                "min_ml": p.cage_min_ml, "reach_mm": p.cage_reach_mm}
+            lung_c, side_ml, cage_info = complete_lungs(
                 xp, ndi, lung_air, c, ba.body, midline, grid, closing_mm=p.closing_mm,
                 hole_max_mm2=p.hole_max_mm2, hull_max_mm2=p.hull_max_area_mm2,
                 hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm, z_closing_mm=p.z_closing_mm,
                 hull_min_lateral_fraction=p.hull_min_lateral_fraction,
-                outer_tolerance_mm=p.outer_tolerance_mm, far_across_mm=p.far_across_mm)
+                outer_tolerance_mm=p.outer_tolerance_mm, far_across_mm=p.far_across_mm,
+                chest_wall=cage)
             lung_c &= ~airway_excl & ~pad & ba.body
             lo, hi = sorted(side_ml.values())
             if hi > 0 and lo < 0.1 * hi:
@@ -175,7 +213,7 @@ class ClassicalSegmenter:
             "parameters": asdict(p),
             "backend": b,
             # the per-slice convex hulls run on the host whatever the backend (small crops)
-            "host_stages": ["completion.hull", "completion.depth"],
+            "host_stages": ["completion.hull", "completion.depth", "completion.chest_wall"],
             "readerapp_version": __version__,
             "grid": {"factors_zyx": list(grid.factors),
                      "coarse_spacing_zyx_mm": [round(s, 4) for s in grid.spacing_zyx]},
@@ -188,6 +226,8 @@ class ClassicalSegmenter:
             "airway": None if aw is None else {
                 "threshold_hu": aw.threshold_hu, "grown_ml": round(aw.grown_ml, 1),
                 "seed_slice": aw.seed_z, "carina_slice": aw.carina_z},
+            # per lung: lung-to-rib distance found (mm), slices with additions proposed, mL kept
+            "chest_wall": cage_info,
         }
         return SegmentationResult(labels=labels_h, provenance=provenance, timings=timer.timings,
                                   extras=extras, warnings=warnings)
