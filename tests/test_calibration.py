@@ -111,3 +111,30 @@ def test_label_map_on_another_grid_is_refused():
     ph, seg = case()
     with pytest.raises(LabelMapError, match="grid"):
         calibration_check(ph.volume, seg.labels[:-1], seg.extras)
+
+
+def test_analyze_runs_a_failing_check_once(monkeypatch):
+    """A check that cannot run is reported once, not retried by the measuring step."""
+    import readerapp.calibration as calibration
+    from readerapp.analysis import analyze
+
+    calls = []
+
+    def broken(*args, **kw):
+        calls.append(1)
+        raise RuntimeError("no trachea")
+
+    class Fixed:
+        name, version = "fixed", "0"
+
+        def propose(self, volume, *, backend="auto", progress=None):
+            return SegmentationResult(labels=np.ones(volume.shape, np.uint8), provenance={})
+
+    monkeypatch.setattr(calibration, "calibration_check", broken)
+    monkeypatch.setattr("readerapp.segmentation.get_segmenter", lambda method: Fixed())
+    vol = CTVolume(hu=np.full((2, 3, 4), -800, np.int16), spacing=(1, 1, 1))
+    res = analyze(vol, backend="numpy")
+    assert len(calls) == 1
+    assert res.calibration is None
+    assert [w for w in res.warnings if "calibration" in w] == ["calibration check could not run: no trachea"]
+    assert res.endpoints.voxel_counts["lung"] == 24

@@ -101,6 +101,17 @@ def test_wrong_label_grid_exits_2(phantom_series, tmp_path):
     assert r.returncode == 2 and "small.nii.gz" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_unwritable_json_exits_2_naming_the_file(phantom_series, tmp_path, capsys):
+    ph, folder = phantom_series
+    lab = write_labelmap(tmp_path / "t.nii.gz", ph.truth, ph.volume)
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    out = blocker / "o.json"
+    assert main(["measure", str(folder), "--labels", str(lab), "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "cannot write" in err and "internal error" not in err
+
+
 def test_cupy_backend_without_gpu_is_a_clear_error(phantom_series, tmp_path):
     from readerapp.backend import cupy_available
 

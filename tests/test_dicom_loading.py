@@ -294,3 +294,18 @@ def test_signed_padding_value_in_implicit_vr(tmp_path: Path) -> None:
     vol = load_series([tmp_path])[0]
     np.testing.assert_array_equal(vol.hu, hu)
     assert vol.meta["padding_voxels"] == 3 * 16 * 3
+
+
+def test_in_plane_spacing_and_size_keep_their_axes(tmp_path: Path) -> None:
+    # x and y differ in spacing and size, so a swap anywhere between DICOM and the arrays shows.
+    import pydicom
+
+    hu = np.random.default_rng(2).integers(-1000, 1000, (3, 10, 14)).astype(np.int16)
+    vol = CTVolume(hu=hu, spacing=(0.6, 0.9, 2.0), origin=(1.0, 2.0, 3.0))
+    write_synthetic_series(vol, tmp_path)
+    ds = pydicom.dcmread(sorted(tmp_path.rglob("*.dcm"))[0])
+    assert (ds.Rows, ds.Columns) == (10, 14)
+    assert [float(v) for v in ds.PixelSpacing] == pytest.approx([0.9, 0.6])  # row (y), column (x)
+    got = load_series([tmp_path])[0]
+    assert_same_volume(got, vol)
+    assert got.spacing == pytest.approx((0.6, 0.9, 2.0))

@@ -17,6 +17,7 @@ import pytest
 
 from readerapp.editing import (
     Journal,
+    JournalError,
     LabelEditor,
     Mode,
     brush_indices,
@@ -143,5 +144,29 @@ def test_journal_refuses_wrong_scan(tmp_path):
     assert rec is not None
     other = LabelEditor(hu, np.zeros_like(labels))
     rec.meta["shape"] = [1, 2, 3]
-    with pytest.raises(Exception, match="damaged|scan"):
+    with pytest.raises(JournalError, match="damaged|scan"):
         rec.restore_into(other)
+
+
+def test_damaged_bookkeeping_never_stops_a_scan_from_opening(tmp_path):
+    """A meta file from elsewhere or a torn base gives no restore offer or a JournalError,
+    never a KeyError or EOFError that would abort opening the scan."""
+    hu, labels = _vol()
+    ed = LabelEditor(hu, labels)
+    j = Journal.start("4.4", labels, root=tmp_path)
+    j.attach(ed)
+    ed.apply_mode(np.arange(10), Mode.GGO)
+    j.close()
+    meta_path = j.folder / "meta.json"
+    good = meta_path.read_text()
+    for bad in ("[1, 2]", '{"shape": [12, 30, 30]}', '{"shape": 5, "index_dtype": "<u4"}',
+                good.replace("<u4", "<f8")):
+        meta_path.write_text(bad)
+        assert find_recoverable("4.4", labels.shape, root=tmp_path) is None, bad
+    meta_path.write_text(good)
+    rec = find_recoverable("4.4", labels.shape, root=tmp_path)
+    assert rec is not None and rec.n_edits == 1
+    base = j.folder / "base.labels.gz"
+    base.write_bytes(base.read_bytes()[:20])  # truncated gzip
+    with pytest.raises(JournalError, match="damaged"):
+        rec.restore_into(LabelEditor(hu, np.ones_like(labels)))

@@ -63,3 +63,57 @@ def test_prepare_from_label_file_and_read_folder(small_phantom, tmp_path):
     p = prepare(vol, labels_path=path, on_volume=seen.append)
     assert p.origin == "file" and np.array_equal(p.labels, small_phantom.truth) and seen == [vol]
     assert prepare(p) is p
+
+
+def test_failed_restore_rolls_back_to_the_proposal(small_phantom, tmp_path):
+    from readerapp.editing import JournalError
+
+    vol = small_phantom.volume
+    s = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                       journal_root=tmp_path)
+    s.start_journal()
+    s.editor.apply_mode(np.arange(1000, 1500), Mode.LUNG_ADD)
+    s.editor.apply_mode(np.arange(2000, 2500), Mode.LUNG_ADD)
+    s.close()
+    rec = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                         journal_root=tmp_path).recoverable()
+    assert rec is not None and rec.n_edits == 2
+    bad = rec.steps[1][1]
+    assert bad is not None
+    bad.old[:] = 99  # the second edit no longer fits its base: replay fails part-way
+    s2 = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                        journal_root=tmp_path)
+    start = s2.labels.copy()
+    with pytest.raises(JournalError, match="does not fit"):
+        s2.start_journal(rec)
+    assert np.array_equal(s2.labels, start)  # not the first edit alone
+    assert not s2.editor.can_undo and s2.source == "auto" and not s2.modified
+    assert s2.endpoints().to_dict() == s2.initial_endpoints.to_dict()
+
+
+class _FullDisk:
+    """A journal file handle on a disk that has just filled up."""
+
+    def write(self, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def test_journal_write_failure_is_reported_not_raised(small_phantom, tmp_path):
+    vol = small_phantom.volume
+    s = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                       journal_root=tmp_path)
+    s.start_journal()
+    later: list[str] = []
+    s.editor.subscribe_steps(lambda kind, edit: later.append(kind))  # like the window's listener
+    assert s.journal is not None
+    s.journal._fh = _FullDisk()
+    e = s.editor.apply_mode(np.arange(1000, 1500), Mode.LUNG_ADD)  # must not raise
+    assert e is not None and later == ["edit"] and s.modified
+    assert s.journal_error is not None and "No space left" in s.journal_error
+    s.editor.undo()  # journaling stopped: no further attempts, no further errors
+    assert later == ["edit", "undo"]
+    s.mark_saved()
+    assert not s.modified

@@ -85,3 +85,10 @@ def test_not_an_image_and_missing_file(tmp_path, vol):
         read_labelmap(tmp_path / "absent.nii.gz", vol)
     with pytest.raises(LabelMapError, match="unsupported"):
         read_labelmap(tmp_path / "x.png", vol)
+
+
+def test_unwritable_target_is_a_clear_error(tmp_path, vol):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(LabelMapError, match=r"labels\.nii\.gz: cannot write the label map"):
+        write_labelmap(blocker / "labels.nii.gz", np.zeros(vol.shape, np.uint8), vol)

@@ -67,3 +67,11 @@ def test_other_series_and_bad_form(tmp_path, tiny):
     with pytest.raises(ReadFileError, match="source"):
         save_read(tmp_path / "x", volume=vol, labels=labels, form=ReadForm(), endpoints={},
                   source="manual")
+
+
+def test_unwritable_file_in_the_read_folder_is_a_clear_error(tmp_path, tiny):
+    vol, labels = tiny
+    folder = tmp_path / "r"
+    (folder / "form.json" / "in_the_way").mkdir(parents=True)
+    with pytest.raises(ReadFileError, match=r"cannot save .*form\.json"):
+        save_read(folder, volume=vol, labels=labels, form=ReadForm.blank(False), endpoints={})

@@ -91,8 +91,13 @@ def measure(
     calibration: dict[str, Any] | None = None,
     timings: dict[str, float] | None = None,
     warnings: list[str] | None = None,
+    check_calibration: bool = True,
 ) -> AnalysisResult:
-    """Endpoints of ``volume`` under a given label map."""
+    """Endpoints of ``volume`` under a given label map.
+
+    Without a ``calibration`` the scanner check runs here, unless ``check_calibration`` is False
+    (the caller already ran it, and it could not give a result).
+    """
     notes = list(warnings or [])
     labels = sanitize_labels(volume, labels, notes)
     t0 = time.perf_counter()
@@ -101,7 +106,7 @@ def measure(
 
     times = dict(timings or {})
     times["densitometry"] = time.perf_counter() - t0
-    if calibration is None:
+    if calibration is None and check_calibration:
         calibration = _calibration(volume, labels, None, notes, times)
     return AnalysisResult(
         volume=volume,
@@ -165,6 +170,7 @@ def analyze(
         calibration=calib,
         timings=times,
         warnings=notes,
+        check_calibration=False,
     )
     progress(1.0, "done")
     return result

@@ -123,8 +123,8 @@ def save_read(
     from .io.labelmap import write_labelmap
 
     write_labelmap(labels_path, labels, volume)  # written atomically
-    atomic_write_json(folder / FORM_NAME, form.to_dict())
-    atomic_write_json(folder / ENDPOINTS_NAME, _endpoints_dict(endpoints))
+    _write_json(folder / FORM_NAME, form.to_dict())
+    _write_json(folder / ENDPOINTS_NAME, _endpoints_dict(endpoints))
     meta = {
         "format": "readerapp-read",
         "format_version": FORMAT_VERSION,
@@ -143,8 +143,15 @@ def save_read(
     }
     if extra:
         meta["extra"] = extra
-    atomic_write_json(folder / META_NAME, meta)
+    _write_json(folder / META_NAME, meta)
     return folder
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    try:
+        atomic_write_json(path, obj)
+    except OSError as exc:  # no permission, disk full, a folder in the way
+        raise ReadFileError(f"cannot save {path}: {exc.strerror or exc}") from exc
 
 
 def _load_json(path: Path) -> Any:

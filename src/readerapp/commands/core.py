@@ -100,9 +100,13 @@ def _write_json(target: str, payload: Any) -> None:
     if target == "-":
         sys.stdout.write(text + "\n")
         return
+    from ..errors import ReaderAppError
     from ..fileio import atomic_write_text
 
-    atomic_write_text(target, text + "\n")
+    try:
+        atomic_write_text(target, text + "\n")
+    except OSError as exc:  # a missing drive, no permission, disk full: the user's to fix
+        raise ReaderAppError(f"{target}: cannot write the results ({exc.strerror or exc})") from exc
 
 
 def run_analyze(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from ..labels import BIN_EDGES_HU, N_BINS
-from .table import FINE_HI, FINE_LO, N_FINE, N_LABELS, DensityTable
+from .table import FINE_HI, FINE_LO, N_FINE, N_LABELS, DensityTable, bin_index
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,6 @@ if _HAVE_NUMBA:
     except Exception as exc:  # no writable cache location: compile per process instead
         log.debug("numba cache unavailable (%s); compiling without cache", exc)
         _kernel = _compile(cache=False)
-
-
-def bin_index(hu: np.ndarray) -> np.ndarray:
-    """Density bin (0..3) of each HU value; works for NumPy and CuPy arrays alike."""
-    return (hu >= E0).astype(np.int8) + (hu >= E1) + (hu >= E2)
 
 
 def table_numpy(hu: np.ndarray, labels: np.ndarray, *, chunk_voxels: int = 1 << 22) -> DensityTable:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import array_module, resolve_backend
 from ..labels import N_BINS
-from .table import FINE_HI, FINE_LO, N_FINE, N_LABELS, DensityTable, Endpoints
+from .table import FINE_HI, FINE_LO, N_FINE, N_LABELS, DensityTable, Endpoints, bin_index
 
 
 class DensityAccumulator:
@@ -44,28 +44,26 @@ class DensityAccumulator:
         xp = self._xp
         idx = xp.asarray(flat_idx, dtype=xp.int64)
         h = self._hu_flat[idx].astype(xp.int64)
-        old_l = xp.asarray(old).astype(xp.int64)
-        new_l = xp.asarray(new).astype(xp.int64)
-        binx = (h >= -750).astype(xp.int64) + (h >= -300) + (h >= 50)
+        binx = bin_index(h).astype(xp.int64)
         fine_k = xp.clip(h, FINE_LO, FINE_HI) - FINE_LO
-        d_counts = xp.zeros(N_LABELS * N_BINS, xp.int64)
-        d_sums = xp.zeros(N_LABELS * N_BINS, xp.float64)
-        d_fine = xp.zeros(N_LABELS * N_FINE, xp.int64)
-        for lab, sign in ((new_l, 1), (old_l, -1)):
-            valid = (lab > 0) & (lab < N_LABELS)
-            lab_v = xp.where(valid, lab, 0)
-            w = valid.astype(xp.int64) * sign
-            key = lab_v * N_BINS + binx
-            d_counts += xp.bincount(key, weights=w, minlength=N_LABELS * N_BINS).astype(xp.int64)
-            d_sums += xp.bincount(key, weights=(w * h).astype(xp.float64), minlength=N_LABELS * N_BINS)
-            d_fine += xp.bincount(
-                lab_v * N_FINE + fine_k, weights=w, minlength=N_LABELS * N_FINE
-            ).astype(xp.int64)
+        # New labels add, old labels remove: one bincount per table over both halves.
+        lab = xp.concatenate((xp.asarray(new), xp.asarray(old))).astype(xp.int64)
+        valid = (lab > 0) & (lab < N_LABELS)
+        lab_v = xp.where(valid, lab, 0)
+        w = valid.astype(xp.int64)
+        w[len(flat_idx):] *= -1
+        h2 = xp.concatenate((h, h))
+        key = lab_v * N_BINS + xp.concatenate((binx, binx))
+        d_counts = xp.bincount(key, weights=w, minlength=N_LABELS * N_BINS)
+        d_sums = xp.bincount(key, weights=(w * h2).astype(xp.float64), minlength=N_LABELS * N_BINS)
+        d_fine = xp.bincount(
+            lab_v * N_FINE + xp.concatenate((fine_k, fine_k)), weights=w, minlength=N_LABELS * N_FINE
+        )
         # Row 0 (outside) collects the masked-out voxels with weight 0; keep it zero.
         t = self.table
-        t.counts += _host(d_counts).reshape(N_LABELS, N_BINS)
+        t.counts += np.rint(_host(d_counts)).astype(np.int64).reshape(N_LABELS, N_BINS)
         t.hu_sums += np.rint(_host(d_sums)).astype(np.int64).reshape(N_LABELS, N_BINS)
-        t.fine += _host(d_fine).reshape(N_LABELS, N_FINE)
+        t.fine += np.rint(_host(d_fine)).astype(np.int64).reshape(N_LABELS, N_FINE)
         self.n_updates += 1
 
     def endpoints(self) -> Endpoints:

@@ -43,6 +43,12 @@ class DensityTable:
         return Endpoints.from_table(self, voxel_volume_ml)
 
 
+def bin_index(hu: np.ndarray) -> np.ndarray:
+    """Density bin (0..3) of each HU value; works for NumPy and CuPy arrays alike."""
+    e0, e1, e2 = BIN_EDGES_HU
+    return (hu >= e0).astype(np.int8) + (hu >= e1) + (hu >= e2)
+
+
 def _pct(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else 0.0
 

@@ -42,8 +42,7 @@ def read_labelmap(
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-        raise LabelMapError(f"{p}: cannot read the label map ({first})") from None
+        raise LabelMapError(f"{p}: cannot read the label map ({_reason(exc, 'unreadable')})") from None
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise LabelMapError(f"{p}: label map has several components per voxel; expected one")
     arr = sitk.GetArrayFromImage(img)
@@ -90,10 +89,21 @@ def write_labelmap(path: str | os.PathLike[str], labels: np.ndarray, volume: CTV
             f"{p}: unsupported label-map format; use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
     if labels.shape != volume.shape:
-        raise LabelMapError(f"label map shape {labels.shape} does not match CT {volume.shape}")
+        raise LabelMapError(f"{p}: label map shape {labels.shape} does not match CT {volume.shape}")
     img = sitk.GetImageFromArray(np.ascontiguousarray(labels, dtype=LABEL_DTYPE))
     img.SetSpacing(volume.spacing)
     img.SetOrigin(volume.origin)
     img.SetDirection(volume.direction)
-    return atomic_write(p, lambda tmp: sitk.WriteImage(img, str(tmp), useCompression=True),
-                        suffix=_suffix(p))
+    try:
+        return atomic_write(p, lambda tmp: sitk.WriteImage(img, str(tmp), useCompression=True),
+                            suffix=_suffix(p))
+    except (OSError, RuntimeError) as exc:  # no such folder, no permission, disk full
+        raise LabelMapError(f"{p}: cannot write the label map ({_reason(exc, 'write failed')})") from exc
+
+
+def _reason(exc: BaseException, default: str) -> str:
+    """The useful last line of an OSError or a SimpleITK RuntimeError (whose text is long)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else default
