@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from . import __version__
 from .errors import ReaderAppError
+from .fileio import atomic_write, atomic_write_text
 
 APP_NAME = "ReaderApp"
 SETTINGS_FILE = "settings.json"
@@ -283,10 +284,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     }
     data = _diff(settings.to_dict(), base)
     data["readerapp_version"] = __version__
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 # -- credentials ------------------------------------------------------------------------------
@@ -337,13 +335,12 @@ def store_password(kind: Literal["pacs", "database"], password: str, node: str =
         creds.setdefault("pacs", {})[node] = password
     else:
         creds["database"] = password
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(creds, fh, indent=2)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:  # the temporary file is 0600 from its creation (mkstemp)
+        os.chmod(tmp, 0o600)
+        tmp.write_text(json.dumps(creds, indent=2), encoding="utf-8")
+
+    return atomic_write(path, write)
 
 
 # -- editing one value (``readerapp settings set``) ------------------------------------------

@@ -166,3 +166,13 @@ def test_settings_commands(dirs: dict[str, Path], capsys: pytest.CaptureFixture[
     assert "unknown setting 'nonsense'" in capsys.readouterr().err
     assert main(["pacs", "echo", "nowhere"]) == 2
     assert "unknown PACS node 'nowhere' (configured: main, web)" in capsys.readouterr().err
+
+
+def test_settings_show_masks_a_password_in_a_url_it_cannot_parse(
+    dirs: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("READERAPP_DATABASE_URL", "postgresql+psycopg://reader:topsecret@db:notaport/trial")
+    assert main(["settings", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "topsecret" not in out
+    assert json.loads(out)["_effective"]["database_url"] == "postgresql+psycopg://reader:***@db:notaport/trial"

@@ -233,7 +233,9 @@ def test_import_errors_name_the_problem_and_import_nothing(tmp_path: Path) -> No
     m.write_text(f"subject,visit,folder\nS1,week3,{good}\n")
     with pytest.raises(ImportDataError, match="week3"):
         svc.import_manifest(admin, m)
-    assert not list((svc.storage / "cases").glob("*")) if (svc.storage / "cases").exists() else True
+    # all or nothing: the failed imports left neither files nor rows behind
+    assert not list((svc.storage / "cases").glob("*"))
+    assert svc.case_links(admin) == []
     m.write_text(f"subject,visit,folder\nS1,baseline,{good}\n")
     assert len(svc.import_manifest(admin, m)) == 1
     with pytest.raises(ImportDataError, match="imported before"):

@@ -118,3 +118,12 @@ def test_deidentify_removes_identity_and_remaps_uids_consistently() -> None:
     assert nested.ReferencedSOPClassUID == CTImageStorage and nested.FrameReferenceTime == 1.0
     assert out.PatientIdentityRemoved == "YES" and len(out.DeidentificationMethod) <= 64
     assert ds.PatientName == "Doe^Jane"  # the input is untouched
+
+
+def test_export_folder_names_from_the_manifest_stay_inside_the_export() -> None:
+    from readerapp.study.export import _safe
+
+    assert _safe("S-01") == "S-01" and _safe("day 10") == "day_10"
+    assert _safe("a/../b") == "a_.._b"  # separators go, so ".." is only part of a name
+    for name in ("..", ".", ""):
+        assert _safe(name) not in ("..", ".", "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -373,12 +374,14 @@ def run_settings_show(args: argparse.Namespace) -> int:
 
 
 def _hide_password(url: str) -> str:
+    """The URL with its password masked, also when SQLAlchemy cannot parse it (a mistyped port
+    must not print the password in clear)."""
     try:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return url
+        return re.sub(r"(://[^/@]*?:)[^/]*@", r"\1***@", url)
 
 
 def run_settings_set(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ DICOM SEG and a TID 1500 SR go to ``dicom/SUBJECT/VISIT/``. Every export is in t
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from collections.abc import Collection
@@ -23,11 +22,12 @@ from typing import Any
 from sqlalchemy import select
 
 from .. import __version__
+from ..fileio import sha256_file
 from . import audit, rules
 from .auth import Actor, Role, require
 from .errors import ImportDataError, StudyError
 from .models import Adjudication, Case, CaseLink, Randomization, Read, User, snapshot
-from .reading import ReadingMixin, _latest_signed
+from .reading import ReadingMixin, _latest_signed_by_case
 
 ENDPOINTS_CSV = "endpoints.csv"
 
@@ -71,10 +71,6 @@ def value_keys() -> list[str]:
 
 def change_keys() -> list[str]:
     return [*rules.endpoint_keys(), "severity_total"]
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class ExportMixin(ReadingMixin):
@@ -145,13 +141,15 @@ class ExportMixin(ReadingMixin):
         with self.db.transaction() as s:
             names = {u.id: u.name for u in s.scalars(select(User))}
             arms = {r.subject: r.arm for r in s.scalars(select(Randomization))}
+            signed = _latest_signed_by_case(s)
+            adjs = {a.case_id: a for a in s.scalars(select(Adjudication))}
             links = sorted(
                 s.execute(select(CaseLink, Case).join(Case, Case.id == CaseLink.case_id)).all(),
                 key=lambda lc: (lc[0].subject, vindex.get(lc[0].visit, 99)),
             )
             for link, case in links:
-                reads = _latest_signed(s, case.id)[:2]
-                adj = s.scalar(select(Adjudication).where(Adjudication.case_id == case.id))
+                reads = signed.get(case.id, [])[:2]
+                adj = adjs.get(case.id)
                 vals = [read_values(r, case.needs_fibrosis) for r in reads]
                 row: dict[str, Any] = {
                     "subject": link.subject, "arm": arms.get(link.subject, ""), "visit": link.visit,
@@ -223,7 +221,7 @@ class ExportMixin(ReadingMixin):
             for link, case, reads in finals:
                 if dicom_cases is None or case.code in dicom_cases:
                     self._export_dicom(link, case, reads, out, result)
-        files = {str(p.relative_to(out)): _sha(p) for p in [csv_path, *result.dicom_files]}
+        files = {str(p.relative_to(out)): sha256_file(p) for p in [csv_path, *result.dicom_files]}
         with self.db.transaction() as s:
             self._audit_event(s, actor.user_id, actor.name, "export", "export", out.name,
                               new={"rows": len(rows), "files": files, "problems": result.problems})
@@ -253,4 +251,7 @@ class ExportMixin(ReadingMixin):
 
 
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "_"
+    """A subject or visit (from the import manifest) as one folder name: never a path separator,
+    and never "." or ".." (which would put the export outside ``out/dicom``)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return safe if safe.strip(".") else "_" * max(len(name), 1)

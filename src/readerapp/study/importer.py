@@ -142,9 +142,9 @@ class ImportMixin(ReadingMixin):
             seen.add((e.subject, e.visit))
         with self.db.transaction() as s:
             secret = s.get(Study, 1).deid_secret  # type: ignore[union-attr]
+            imported = set(s.execute(select(CaseLink.subject, CaseLink.visit)).tuples())
             for e in entries:
-                dup = s.scalar(select(CaseLink).where(CaseLink.subject == e.subject, CaseLink.visit == e.visit))
-                if dup is not None:
+                if (e.subject, e.visit) in imported:
                     raise ImportDataError(f"subject {e.subject!r} visit {e.visit!r} was imported before")
             used = set(s.scalars(select(Case.code)))
         uids = UidMapper(secret)

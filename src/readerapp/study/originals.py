@@ -9,7 +9,6 @@ send in the audit trail as an export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..fileio import sha256_file
 from .auth import Actor, Role, require
 from .errors import StudyError, StudyStateError
 from .models import Adjudication, Case, CaseLink, Read
-from .reading import ReadingMixin, _latest_signed
+from .reading import ReadingMixin, _latest_signed, _latest_signed_by_case
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,24 @@ class CaseOriginal:
     final_reads: tuple[FinalRead, ...]
 
 
-def final_read_rows(s: Session, case: Case) -> list[Read]:
+def final_read_rows(
+    s: Session,
+    case: Case,
+    signed: dict[int, list[Read]] | None = None,
+    adjudications: dict[int, Adjudication] | None = None,
+) -> list[Read]:
     """The signed reads behind a case's final value: the adjudicated read, or both concordant
-    reads; none while the case is being read or waits for adjudication."""
+    reads; none while the case is being read or waits for adjudication. ``signed`` and
+    ``adjudications`` (by case id), when given, are what a caller listing many cases loaded at
+    once, so it does not query per case."""
     if case.status == "adjudicated":
-        adj = s.scalar(select(Adjudication).where(Adjudication.case_id == case.id))
+        adj = (adjudications.get(case.id) if adjudications is not None
+               else s.scalar(select(Adjudication).where(Adjudication.case_id == case.id)))
         row = s.get(Read, adj.final_read_id) if adj is not None else None
         return [row] if row is not None else []
     if case.status == "concordant":
-        return _latest_signed(s, case.id)[:2]
+        reads = signed.get(case.id, []) if signed is not None else _latest_signed(s, case.id)
+        return reads[:2]
     return []
 
 
@@ -77,9 +86,12 @@ class OriginalsMixin(ReadingMixin):
             q = select(CaseLink, Case).join(Case, Case.id == CaseLink.case_id).order_by(Case.code)
             if codes is not None:
                 q = q.where(Case.code.in_(list(codes)))
-            for link, case in s.execute(q).all():
+            rows = s.execute(q).all()
+            signed = _latest_signed_by_case(s, None if codes is None else [c.id for _, c in rows])
+            adjs = {a.case_id: a for a in s.scalars(select(Adjudication))}
+            for link, case in rows:
                 finals = []
-                for r in final_read_rows(s, case):
+                for r in final_read_rows(s, case, signed, adjs):
                     self._check_labels(r)
                     folder = self.storage / r.folder
                     finals.append(FinalRead(
@@ -117,9 +129,8 @@ class OriginalsMixin(ReadingMixin):
 
         sent = {}
         for p in files:
-            data = Path(p).read_bytes()
             ds = pydicom.dcmread(Path(p), stop_before_pixels=True)
-            sent[f"{ds.Modality}:{ds.SOPInstanceUID}"] = hashlib.sha256(data).hexdigest()
+            sent[f"{ds.Modality}:{ds.SOPInstanceUID}"] = sha256_file(p)
         with self.db.transaction() as s:
             self._case(s, code)
             self._audit_event(

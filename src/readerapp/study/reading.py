@@ -15,6 +15,7 @@ import logging
 import secrets
 import shutil
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,14 +87,26 @@ class AdjudicationEntry:
 def _latest_signed(s: Session, case_id: int) -> list[Read]:
     """Each reader's latest signed read of a case (kind "read"), in the order the readers began
     reading it (so "reader 1" stays the same person when someone adds a version)."""
-    rows = list(s.scalars(select(Read).where(Read.case_id == case_id, Read.kind == "read").order_by(Read.id)))
-    first: dict[int, int] = {}
-    best: dict[int, Read] = {}
-    for r in rows:
-        first.setdefault(r.reader_id, r.id)
-        if r.status == "signed" and (r.reader_id not in best or r.version > best[r.reader_id].version):
-            best[r.reader_id] = r
-    return sorted(best.values(), key=lambda r: first[r.reader_id])
+    return _latest_signed_by_case(s, [case_id]).get(case_id, [])
+
+
+def _latest_signed_by_case(s: Session, case_ids: Collection[int] | None = None) -> dict[int, list[Read]]:
+    """:func:`_latest_signed` for many cases (all if ``case_ids`` is None) in one query, so
+    worklists and exports do not query once per case."""
+    q = select(Read).where(Read.kind == "read").order_by(Read.id)
+    if case_ids is not None:
+        q = q.where(Read.case_id.in_(list(case_ids)))
+    first: dict[tuple[int, int], int] = {}
+    best: dict[int, dict[int, Read]] = {}
+    for r in s.scalars(q):
+        first.setdefault((r.case_id, r.reader_id), r.id)
+        mine = best.setdefault(r.case_id, {})
+        if r.status == "signed" and (r.reader_id not in mine or r.version > mine[r.reader_id].version):
+            mine[r.reader_id] = r
+    return {
+        cid: sorted(by_reader.values(), key=lambda r: first[(r.case_id, r.reader_id)])
+        for cid, by_reader in best.items()
+    }
 
 
 def _flat_view(r: Read) -> dict[str, Any]:
@@ -335,9 +348,11 @@ class ReadingMixin(ServiceBase):
         require(actor, Role.ADJUDICATOR, action="the adjudication worklist")
         out = []
         with self.db.transaction() as s:
-            for case in s.scalars(select(Case).where(Case.status.in_(("discordant", "adjudicated")))
-                                  .order_by(Case.code)):
-                reads = _latest_signed(s, case.id)
+            cases = list(s.scalars(select(Case).where(Case.status.in_(("discordant", "adjudicated")))
+                                   .order_by(Case.code)))
+            signed = _latest_signed_by_case(s, [c.id for c in cases])
+            for case in cases:
+                reads = signed.get(case.id, [])
                 if actor.user_id in {r.reader_id for r in reads} or len(reads) < 2:
                     continue
                 c = rules.compare(self.config, json.loads(reads[0].endpoints_json), json.loads(reads[0].form_json),
