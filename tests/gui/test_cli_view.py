@@ -42,3 +42,15 @@ def test_view_screenshot_from_dicom_folder(tmp_path):
         [sys.executable, "-m", "readerapp", "view", str(tmp_path / "empty"), "--screenshot",
          str(tmp_path / "x.png")], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "empty" in r.stderr
+
+
+@pytest.mark.parametrize("size", ["0x600", "800x-1", "800", "axb", "1x2x3"])
+def test_bad_size_is_a_clear_error(size):
+    import argparse
+
+    from readerapp.commands.view import run_view
+    from readerapp.errors import ReaderAppError
+
+    args = argparse.Namespace(size=size, labels=None, series=[])
+    with pytest.raises(ReaderAppError, match="--size"):
+        run_view(args)

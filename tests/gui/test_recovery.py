@@ -125,9 +125,11 @@ def test_discard_policy_starts_fresh(make_window, open_scan, tmp_path):
     w = make_window(journal_root=tmp_path / "j")
     s = open_scan(w, vol)
     base = s.labels.copy()
-    s.editor.apply_mode(np.arange(96 * 96 * 20, 96 * 96 * 20 + 500), __import__(
-        "readerapp.editing", fromlist=["Mode"]).Mode.LUNG_ADD)
+    from readerapp.editing import Mode, find_recoverable
+
+    assert s.editor.apply_mode(np.arange(96 * 96 * 20, 96 * 96 * 20 + 500), Mode.LUNG_ADD)
     w.close()
+    assert find_recoverable(s.series_uid, vol.shape, tmp_path / "j") is not None  # to discard
     w2 = make_window(journal_root=tmp_path / "j", restore_policy="discard")
     s2 = open_scan(w2, vol)
     assert w2.restored_edits == 0 and np.array_equal(s2.labels, base)

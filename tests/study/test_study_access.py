@@ -241,6 +241,10 @@ def test_import_errors_name_the_problem_and_import_nothing(tmp_path: Path) -> No
     with pytest.raises(ImportDataError, match="imported before"):
         svc.import_manifest(admin, m)
     assert len(svc.case_links(admin)) == 1
+    # Reading the unblinding key is an audited export, and the chain stays intact.
+    link_reads = [r for r in svc.audit_records(admin) if r.action == "export.links"]
+    assert len(link_reads) == 2 and all(r.user_name == admin.name for r in link_reads)
+    assert svc.audit_verify().ok
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ def run_view(args: argparse.Namespace) -> int:
 
     try:
         w, h = (int(v) for v in str(args.size).lower().split("x"))
+        if w <= 0 or h <= 0:
+            raise ValueError("non-positive size")
     except ValueError as exc:
         raise ReaderAppError(f"--size must look like 1600x1000, got {args.size!r}") from exc
     if args.labels and not args.series:

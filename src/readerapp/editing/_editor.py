@@ -256,6 +256,13 @@ class LabelEditor:
             self._undo_bytes -= dropped.nbytes
             self.dropped_steps += 1
 
+    def clear_history(self) -> None:
+        """Forget every undo and redo step (after a restore that had to be rolled back)."""
+        self._stroke = None
+        self._undo.clear()
+        self._redo.clear()
+        self._undo_bytes = 0
+
     @property
     def can_undo(self) -> bool:
         return bool(self._undo)

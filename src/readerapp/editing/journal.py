@@ -20,6 +20,7 @@ import datetime as _dt
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
 import struct
@@ -30,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReaderAppError
-from ..fileio import fsync_dir
+from ..fileio import atomic_write, atomic_write_json, fsync_dir
 from ._editor import Edit, LabelEditor
 
+log = logging.getLogger(__name__)
 MAGIC = b"RJ01"
 _HEAD = struct.Struct("<4sBQQ")  # magic, kind, voxel count, payload length
 _CRC = struct.Struct("<I")
@@ -68,6 +70,10 @@ def journal_folder(series_uid: str, shape: tuple[int, ...], root: Path | None = 
 
 def labels_digest(labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(labels).data).hexdigest()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
 
 
 def _encode(kind: str, edit: Edit | None, index_dtype: np.dtype) -> bytes:
@@ -123,8 +129,11 @@ class Recoverable:
         return sum(1 for k, _ in self.steps if k == "edit")
 
     def base_labels(self) -> np.ndarray:
-        with gzip.open(self.folder / BASE_NAME, "rb") as f:
-            arr = np.frombuffer(f.read(), dtype=np.uint8)
+        try:
+            with gzip.open(self.folder / BASE_NAME, "rb") as f:
+                arr = np.frombuffer(f.read(), dtype=np.uint8)
+        except (OSError, EOFError, zlib.error) as exc:  # truncated or not gzip at all
+            raise JournalError(f"{self.folder / BASE_NAME} is damaged: cannot restore the edits") from exc
         shape = tuple(self.meta["shape"])
         if arr.size != int(np.prod(shape)) or labels_digest(arr) != self.meta["base_sha256"]:
             raise JournalError(f"{self.folder / BASE_NAME} is damaged: cannot restore the edits")
@@ -146,7 +155,7 @@ class Recoverable:
                     continue
                 editor.replay(kind, edit)  # type: ignore[arg-type]
                 n += kind == "edit"
-        except ValueError as exc:
+        except (ValueError, IndexError) as exc:
             raise JournalError(f"{self.folder / JOURNAL_NAME}: {exc}") from exc
         return n
 
@@ -158,11 +167,18 @@ def find_recoverable(
     folder = journal_folder(series_uid, shape, root)
     try:
         meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        same_scan = tuple(meta["shape"]) == tuple(shape) and isinstance(meta["base_sha256"], str)
+        index_dtype = np.dtype(meta["index_dtype"])
+        if index_dtype not in (np.dtype(np.uint32), np.dtype(np.int64)):
+            raise ValueError(f"index type {index_dtype}")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        # Unreadable bookkeeping must not stop the scan from opening: a fresh journal replaces it.
+        if (folder / META_NAME).exists():
+            log.warning("ignoring the unreadable edit journal in %s (%s)", folder, exc)
         return None
-    if tuple(meta.get("shape", ())) != tuple(shape) or not (folder / BASE_NAME).is_file():
+    if not same_scan or not (folder / BASE_NAME).is_file():
         return None
-    steps, damaged = read_records(folder / JOURNAL_NAME, np.dtype(meta["index_dtype"]))
+    steps, damaged = read_records(folder / JOURNAL_NAME, index_dtype)
     last_saved = max((i for i, (k, _) in enumerate(steps) if k == "saved"), default=-1)
     if not any(k != "saved" for k, _ in steps[last_saved + 1 :]):
         return None
@@ -187,12 +203,12 @@ class Journal:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / JOURNAL_NAME).unlink(missing_ok=True)
-            tmp = folder / (BASE_NAME + ".tmp")
-            with gzip.open(tmp, "wb", compresslevel=1) as f:
-                f.write(np.ascontiguousarray(base_labels).data)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, folder / BASE_NAME)
+
+            def write_base(tmp: Path) -> None:
+                with gzip.open(tmp, "wb", compresslevel=1) as f:
+                    f.write(np.ascontiguousarray(base_labels).data)
+
+            atomic_write(folder / BASE_NAME, write_base)
             index_dtype = np.dtype(np.uint32 if base_labels.size < 2**32 else np.int64)
             meta = {
                 "format": "readerapp-journal",
@@ -202,7 +218,8 @@ class Journal:
                 "base_sha256": labels_digest(base_labels),
                 "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             }
-            (folder / META_NAME).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            # Durable before any edit is appended: without it a power cut loses the whole journal.
+            atomic_write_json(folder / META_NAME, meta)
             fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
             os.fsync(fh.fileno())
             fsync_dir(folder)
@@ -214,16 +231,17 @@ class Journal:
     def resume(cls, recoverable: Recoverable) -> Journal:
         """Keep appending to a journal whose steps were just restored."""
         folder = recoverable.folder
-        steps, damaged = read_records(folder / JOURNAL_NAME, np.dtype(recoverable.meta["index_dtype"]))
-        if damaged:  # cut the damaged tail so new records follow intact ones
-            good = b"".join(
-                _encode(k, e, np.dtype(recoverable.meta["index_dtype"])) for k, e in steps
-            )
-            tmp = folder / (JOURNAL_NAME + ".tmp")
-            tmp.write_bytes(good)
-            os.replace(tmp, folder / JOURNAL_NAME)
-        fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
-        return cls(folder, np.dtype(recoverable.meta["index_dtype"]), fh)
+        index_dtype = np.dtype(recoverable.meta["index_dtype"])
+        steps, damaged = read_records(folder / JOURNAL_NAME, index_dtype)
+        try:
+            if damaged:  # cut the damaged tail so new records follow intact ones
+                # fsynced before the rename: otherwise a power cut could leave an empty journal
+                good = b"".join(_encode(k, e, index_dtype) for k, e in steps)
+                atomic_write(folder / JOURNAL_NAME, lambda tmp: _write_bytes(tmp, good))
+            fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
+        except OSError as exc:
+            raise JournalError(f"cannot write the edit journal in {folder}: {exc}") from exc
+        return cls(folder, index_dtype, fh)
 
     def attach(self, editor: LabelEditor) -> None:
         editor.subscribe_steps(self.append)

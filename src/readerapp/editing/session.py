@@ -160,6 +160,8 @@ class ReadingSession:
         self.journal_root = journal_root
         self.use_journal = use_journal
         self.journal: Journal | None = None
+        #: Why journaling stopped mid-session (a full or failing disk), for the window to report.
+        self.journal_error: str | None = None
         self.steps_since_save = 0
         self.edits_since_start = 0
         self.form = ReadForm.blank(with_fibrosis=False)
@@ -182,7 +184,18 @@ class ReadingSession:
             return 0
         n = 0
         if restore is not None:
-            n = restore.restore_into(self.editor)
+            # A journal that fails part-way must not leave a half-restored label map on screen
+            # (with stale numbers) that the reader could then save as a read: roll back.
+            before = self.labels.copy()
+            counts = (self.edits_since_start, self.steps_since_save)
+            try:
+                n = restore.restore_into(self.editor)
+            except JournalError:
+                self.labels[...] = before
+                self.editor.clear_history()
+                self.edits_since_start, self.steps_since_save = counts
+                self.acc.reset(self.labels)
+                raise
             self.acc.reset(self.labels)
             self.journal = Journal.resume(restore)
             self.steps_since_save = max(n, 1)
@@ -193,8 +206,21 @@ class ReadingSession:
             except JournalError as exc:
                 log.warning("%s", exc)
                 raise
-        self.journal.attach(self.editor)
+        self.editor.subscribe_steps(self._journal_step)
         return n
+
+    def _journal_step(self, kind: str, edit: Edit | None = None) -> None:
+        """Append a finished step. A write that fails stops journaling and is reported through
+        :attr:`journal_error`; raised from here it escaped the mouse handler half-way through
+        the step's listeners (views and panels not updated, the reader not told)."""
+        if self.journal is None:
+            return
+        try:
+            self.journal.append(kind, edit)
+        except JournalError as exc:
+            log.warning("%s", exc)
+            self.journal_error = str(exc)
+            self.journal.close()  # no records after a torn one: later appends are no-ops
 
     def _on_step(self, kind: str, edit: Edit) -> None:
         self.edits_since_start += 1
@@ -259,8 +285,7 @@ class ReadingSession:
         """The current labels are stored elsewhere (a read folder, the study database): nothing
         is left to restore after a crash, and closing deletes the journal."""
         self.steps_since_save = 0
-        if self.journal is not None:
-            self.journal.mark_saved()
+        self._journal_step("saved")
 
     def close(self) -> None:
         """Stop journaling; a journal with nothing unsaved is deleted (nothing to restore)."""

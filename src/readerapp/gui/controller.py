@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Generator
 from types import SimpleNamespace
 from typing import Any
@@ -47,6 +48,7 @@ class EditController(QtCore.QObject):
         self.display: Any = None
         self.settings = ToolSettings()
         self._stroke: Generator[int, Any, None] | None = None
+        self._wired: weakref.WeakSet[ReadingSession] = weakref.WeakSet()
         self._axis = 0
         self._painted_slices: list[tuple[int, int]] = []  # (axis, slice) most recent last
         self._last_label_mode: Mode = Mode.GGO
@@ -62,7 +64,10 @@ class EditController(QtCore.QObject):
         self.session = session
         self.display = session
         self._painted_slices.clear()
-        if session is not None:
+        # A session set again must not subscribe twice (each edit would be signalled twice:
+        # numbers and redraws done twice per mouse event).
+        if session is not None and session not in self._wired:
+            self._wired.add(session)
             session.editor.subscribe(self._on_change)
             session.editor.subscribe_steps(lambda kind, edit: self.step_done.emit())
 
@@ -107,6 +112,7 @@ class EditController(QtCore.QObject):
     def begin_paint(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]
         if self.session is None:
             return
+        self.end_paint()  # a stroke left open must end as its own step, never be split later
         st = self.settings
         stroke = brush_tool(
             self.session.editor, st.mode, st.radius_mm, self.session.volume.spacing_zyx,

@@ -140,6 +140,7 @@ class DensitometryPanel(QtWidgets.QWidget):
         self.hist = HistogramWidget()
         lay.addWidget(self.hist)
         self.current: dict = {}
+        self._initial: dict = {}
 
     def _item(self, row: int, col: int) -> QtWidgets.QTableWidgetItem:
         item = self.table.item(row, col)
@@ -172,7 +173,7 @@ class DensitometryPanel(QtWidgets.QWidget):
         d = session.endpoints().to_dict()
         self.current = d
         self._fill_column(1, d)
-        start = getattr(self, "_initial", {})
+        start = self._initial
         for r, (key, _, _) in enumerate(ROWS):
             a, b = d.get(key), start.get(key)
             diff = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None

@@ -71,6 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._flush_pending = False
         self.active_axis = 0
         self.last_read_folder: Path | None = None
+        self._journal_error_shown: str | None = None
 
         self.setWindowTitle("ReaderApp")
         self.setAcceptDrops(True)
@@ -454,6 +455,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.volume_view.mark_stale()
         self.tools_panel.sync()
         self.numbers.update_values(self.controller.session)
+        self._report_journal_error()
+
+    def _report_journal_error(self) -> None:
+        """Tell the reader once when the journal stopped (a crash would now lose the edits)."""
+        s = self.controller.session
+        if s is not None and s.journal_error and s.journal_error != self._journal_error_shown:
+            self._journal_error_shown = s.journal_error
+            self.show_error(f"Edits are no longer journaled ({s.journal_error}). Save the read "
+                            "soon: after a crash they could not be restored.")
 
     def _on_settings_changed(self) -> None:
         st = self.controller.settings
@@ -528,6 +538,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_read_folder = out
         self.settings.setValue("last_read_dir", str(Path(out).parent))
         self.statusBar().showMessage(f"Read saved to {out}", 8000)
+        self._report_journal_error()
         return out
 
     def show_error(self, message: str) -> None:

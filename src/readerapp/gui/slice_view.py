@@ -432,6 +432,10 @@ class SliceView(QtWidgets.QFrame):
         mods = ev.modifiers()
         Qt = QtCore.Qt
         zyx = self.display_to_voxel(pos)
+        if self._drag is not None and self._drag[0] == "paint":
+            # Another button during a stroke: finish the stroke now (one undo step, journaled),
+            # else it stayed open, unjournaled, after the left button's release.
+            self.controller.end_paint()
         if b == Qt.MouseButton.RightButton:
             self._drag = ("zoom", pos, ())
         elif b == Qt.MouseButton.MiddleButton or (

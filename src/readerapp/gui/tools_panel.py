@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..editing import Mode
+from .actions import MODES, TOOLS
 from .state import Tool, ViewState
 
 
@@ -125,11 +126,6 @@ def help_html(actions: dict[str, QtGui.QAction]) -> str:
     )
 
 
-TOOL_ACTIONS = {
-    Tool.NAVIGATE: "tool_navigate", Tool.BRUSH: "tool_brush", Tool.FILL: "tool_fill",
-    Tool.REMOVE: "tool_remove",
-}
-MODE_ACTIONS = {
-    Mode.GGO: "mode_ggo", Mode.CONSOLIDATION: "mode_consolidation", Mode.ERASE: "mode_erase",
-    Mode.LUNG_ADD: "mode_lung_add", Mode.LUNG_REMOVE: "mode_lung_remove",
-}
+#: The action of each tool and label: the inverse of :data:`.actions.TOOLS` and ``MODES``.
+TOOL_ACTIONS: dict[Tool, str] = {tool: name for name, tool in TOOLS.items()}
+MODE_ACTIONS: dict[Mode, str] = {mode: name for name, mode in MODES.items()}

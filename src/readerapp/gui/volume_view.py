@@ -19,6 +19,7 @@ from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
+from .slice_view import axis_flips
 from .state import COLOURS
 from .vtk_canvas import VtkCanvas
 
@@ -131,28 +132,25 @@ class VolumeView(QtWidgets.QFrame):
         t0 = time.perf_counter()
         small, factor, fz = self._downsampled(session.labels, session.volume.spacing)
         # Lung surface: everything labelled (so lesions sit inside it), drawn as label 1.
-        lung_like = np.where(small > 0, np.uint8(1), np.uint8(0))
-        data = np.where(small >= 2, small, lung_like).astype(np.uint8)
+        lung_like = (small > 0).astype(np.uint8)
         # Axes stored against LPS (towards R, A or I) are mirrored so the camera below shows
         # the patient from the front, right on the viewer's left, whatever the scan's order.
-        from .slice_view import axis_flips
-
         fx, fy, fz_ = axis_flips(tuple(getattr(session.volume, "direction", (1, 0, 0, 0, 1, 0, 0, 0, 1))))
         mirror = (slice(None, None, -1 if fz_ else 1), slice(None, None, -1 if fy else 1),
                   slice(None, None, -1 if fx else 1))
-        data = np.ascontiguousarray(data[mirror])
+        data = np.ascontiguousarray(small[mirror])  # the lesion surfaces read labels 2 and 3
         lung_like = np.ascontiguousarray(lung_like[mirror])
         nz, ny, nx = data.shape
         sx, sy, sz = session.volume.spacing
         img = self.image
         img.SetDimensions(nx, ny, nz)
         img.SetSpacing(sx * factor, sy * factor, sz * fz)
-        arr = numpy_to_vtk(np.ascontiguousarray(data).reshape(-1), deep=1)
+        arr = numpy_to_vtk(data.reshape(-1), deep=1)
         img.GetPointData().SetScalars(arr)
         img.Modified()
         # Lung: label 1 together with the lesions inside it, via a second image.
         lung_img = vtkImageData()
-        lung_img.DeepCopy(img)
+        lung_img.CopyStructure(img)  # geometry only: its scalars are set just below
         lung_img.GetPointData().SetScalars(numpy_to_vtk(lung_like.reshape(-1), deep=1))
         self.nets[1].SetInputData(lung_img)
         for net in self.nets.values():

@@ -111,10 +111,14 @@ class ExportMixin(ReadingMixin):
         """Case code to subject, visit and date (administrator and statistician only)."""
         require(actor, Role.ADMIN, Role.STATISTICIAN, action="the case link table")
         with self.db.transaction() as s:
-            return [
+            rows = [
                 {"code": c.code, "subject": lk.subject, "visit": lk.visit, "acquisition_date": lk.acquisition_date}
                 for lk, c in s.execute(select(CaseLink, Case).join(Case, Case.id == CaseLink.case_id))
             ]
+            # The unblinding key leaving the database is an export: audited like one.
+            self._audit_event(s, actor.user_id, actor.name, "export.links", "case_link", "*",
+                              new={"rows": len(rows)})
+            return rows
 
     def export(
         self,

@@ -313,8 +313,7 @@ class StudyWorkstation(QtCore.QObject):
         self._timer.stop()
         if self.window.controller.session is not None:
             self.window.controller.session.close()
-            self.window.controller.set_session(None)
-            self.window.controller.display = None
+            self.window.controller.set_session(None)  # nothing displayed either
             self.window.stack.setCurrentIndex(0)  # the placeholder: no image stays on screen
         self.code = None
         self.panel.set_rows([])
