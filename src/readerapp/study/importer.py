@@ -142,7 +142,7 @@ class ImportMixin(ReadingMixin):
             seen.add((e.subject, e.visit))
         with self.db.transaction() as s:
             secret = s.get(Study, 1).deid_secret  # type: ignore[union-attr]
-            imported = set(s.execute(select(CaseLink.subject, CaseLink.visit)).tuples())
+            imported = {(row[0], row[1]) for row in s.execute(select(CaseLink.subject, CaseLink.visit))}
             for e in entries:
                 if (e.subject, e.visit) in imported:
                     raise ImportDataError(f"subject {e.subject!r} visit {e.visit!r} was imported before")
