@@ -27,7 +27,7 @@ from . import audit, rules
 from .auth import Actor, Role, require
 from .errors import ImportDataError, StudyError
 from .models import Adjudication, Case, CaseLink, Randomization, Read, User, snapshot
-from .reading import ReadingMixin, _latest_signed_by_case
+from .reading import ReadingMixin, _latest_signed_by_case, final_read_rows
 
 ENDPOINTS_CSV = "endpoints.csv"
 
@@ -166,12 +166,10 @@ class ExportMixin(ReadingMixin):
                     row[f"reader{i + 1}_read_id"] = r.id if r else None
                     row[f"reader{i + 1}_version"] = r.version if r else None
                 final: dict[str, Any] = {}
-                final_reads: list[Read] = []
-                if case.status == "adjudicated" and adj is not None:
-                    fr = s.get(Read, adj.final_read_id)
-                    assert fr is not None
+                final_reads = final_read_rows(s, case, signed, adjs)
+                if case.status == "adjudicated" and adj is not None and final_reads:
+                    fr = final_reads[0]
                     final = read_values(fr, case.needs_fibrosis)
-                    final_reads = [fr]
                     row["final_source"] = f"adjudication of read {adj.chosen_read_id}" if adj.chosen_read_id \
                         else f"adjudicator's corrected read {fr.id}"
                     row["adjudicator"] = names.get(adj.adjudicator_id, "")
@@ -179,7 +177,6 @@ class ExportMixin(ReadingMixin):
                 elif case.status == "concordant":
                     keys = set(vals[0]) | set(vals[1])
                     final = {k: rules.combine([v.get(k) for v in vals], cfg.combine) for k in keys}
-                    final_reads = list(reads)
                     row["final_source"] = f"{cfg.combine} of reads {reads[0].id} and {reads[1].id}"
                 else:
                     row["final_source"] = "no final value yet (" + case.status + ")"

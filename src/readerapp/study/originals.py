@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ..fileio import sha256_file
 from .auth import Actor, Role, require
 from .errors import StudyError, StudyStateError
-from .models import Adjudication, Case, CaseLink, Read
-from .reading import ReadingMixin, _latest_signed, _latest_signed_by_case
+from .models import Adjudication, Case, CaseLink
+from .reading import ReadingMixin, _latest_signed_by_case, final_read_rows
 
 
 @dataclass(frozen=True)
@@ -53,27 +52,6 @@ class CaseOriginal:
     status: str
     #: Empty until the case has a final value.
     final_reads: tuple[FinalRead, ...]
-
-
-def final_read_rows(
-    s: Session,
-    case: Case,
-    signed: dict[int, list[Read]] | None = None,
-    adjudications: dict[int, Adjudication] | None = None,
-) -> list[Read]:
-    """The signed reads behind a case's final value: the adjudicated read, or both concordant
-    reads; none while the case is being read or waits for adjudication. ``signed`` and
-    ``adjudications`` (by case id), when given, are what a caller listing many cases loaded at
-    once, so it does not query per case."""
-    if case.status == "adjudicated":
-        adj = (adjudications.get(case.id) if adjudications is not None
-               else s.scalar(select(Adjudication).where(Adjudication.case_id == case.id)))
-        row = s.get(Read, adj.final_read_id) if adj is not None else None
-        return [row] if row is not None else []
-    if case.status == "concordant":
-        reads = signed.get(case.id, []) if signed is not None else _latest_signed(s, case.id)
-        return reads[:2]
-    return []
 
 
 class OriginalsMixin(ReadingMixin):

@@ -113,6 +113,28 @@ def _flat_view(r: Read) -> dict[str, Any]:
     return rules.flat_items(json.loads(r.endpoints_json), json.loads(r.form_json))
 
 
+
+def final_read_rows(
+    s: Session,
+    case: Case,
+    signed: dict[int, list[Read]] | None = None,
+    adjudications: dict[int, Adjudication] | None = None,
+) -> list[Read]:
+    """The signed reads behind a case's final value: the adjudicated read, or both concordant
+    reads; none while the case is being read or waits for adjudication. ``signed`` and
+    ``adjudications`` (by case id), when given, are what a caller listing many cases loaded at
+    once, so it does not query per case."""
+    if case.status == "adjudicated":
+        adj = (adjudications.get(case.id) if adjudications is not None
+               else s.scalar(select(Adjudication).where(Adjudication.case_id == case.id)))
+        row = s.get(Read, adj.final_read_id) if adj is not None else None
+        return [row] if row is not None else []
+    if case.status == "concordant":
+        reads = signed.get(case.id, []) if signed is not None else _latest_signed(s, case.id)
+        return reads[:2]
+    return []
+
+
 class ReadingMixin(ServiceBase):
     _volumes: OrderedDict[str, CTVolume]
 
