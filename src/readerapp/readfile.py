@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ReaderAppError
-from .fileio import atomic_write, atomic_write_json, fsync_dir, sha256_file  # noqa: F401
+from .fileio import atomic_write_json, sha256_file
 from .forms import FormError, ReadForm
 from .volume import CTVolume
 
