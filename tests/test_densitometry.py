@@ -110,6 +110,8 @@ def test_labels_out_of_range_are_refused():
     vol = CTVolume(hu=np.zeros((2, 2, 2), np.int16), spacing=(1, 1, 1))
     with pytest.raises(LabelMapError, match="value 7"):
         measure(vol, np.full((2, 2, 2), 7, np.uint8))
+    with pytest.raises(LabelMapError, match="value -1"):
+        measure(vol, np.full((2, 2, 2), -1, np.int16))
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -65,10 +65,12 @@ def sanitize_labels(volume: CTVolume, labels: np.ndarray, warnings: list[str]) -
     """Refuse labels outside 0..3; drop any label on padding voxels (outside the field of view)."""
     if labels.shape != volume.shape:
         raise LabelMapError(f"label map shape {labels.shape} does not match CT {volume.shape}")
+    if labels.size:  # check before the cast to uint8, which would wrap -1 to 255
+        lo, hi = int(labels.min()), int(labels.max())
+        bad = lo if lo < 0 else hi
+        if lo < 0 or hi > max(Label):
+            raise LabelMapError(f"label map holds value {bad}; expected 0..3")
     labels = np.ascontiguousarray(labels, dtype=LABEL_DTYPE)
-    top = int(labels.max()) if labels.size else 0
-    if top > max(Label):
-        raise LabelMapError(f"label map holds value {top}; expected 0..3")
     pad = volume.padding_mask()
     n_bad = int(np.count_nonzero(labels[pad])) if pad.any() else 0
     if n_bad:
