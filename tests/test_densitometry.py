@@ -88,11 +88,27 @@ def test_json_has_exactly_the_protocol_keys_and_is_strict_json():
     assert len(out["density_histogram"]) == 4
 
 
-def test_empty_lung_gives_zero_percentages_not_nan():
-    vol = CTVolume(hu=np.zeros((2, 3, 4), np.int16), spacing=(1, 1, 1))
-    out = measure(vol, np.zeros((2, 3, 4), np.uint8), backend="numpy").to_json()
-    assert out["lung_volume_ml"] == 0 and out["lesion_pct"] == 0 and out["mean_lung_hu"] is None
+def test_empty_lung_is_refused_not_reported_as_zero_percent():
+    """A proportion of a zero volume is not 0 %: a label map without lung is refused, naming
+    the series, rather than measured."""
+    from readerapp.errors import UnmeasurableError
+
+    vol = CTVolume(hu=np.zeros((2, 3, 4), np.int16), spacing=(1, 1, 1), series_uid="1.2.3")
+    with pytest.raises(UnmeasurableError, match=r"1\.2\.3.*no lung"):
+        measure(vol, np.zeros((2, 3, 4), np.uint8), backend="numpy")
+
+
+def test_outputs_hold_no_nan():
+    """Every value in the JSON is finite or null (a NaN diagnostic becomes null)."""
+    from readerapp.analysis import finite_json
+
+    hu = np.full((2, 4, 4), -850, np.int16)
+    res = measure(CTVolume(hu=hu, spacing=(1, 1, 1)), np.ones((2, 4, 4), np.uint8),
+                  backend="numpy", provenance={"x": float("nan"), "y": [np.float32("inf"), 1.5]})
+    out = res.to_json()
     json.dumps(out, allow_nan=False)
+    assert out["segmentation"] == {"x": None, "y": [None, 1.5]}
+    assert finite_json({"a": (np.int64(3), float("-inf"))}) == {"a": [3, None]}
 
 
 def test_labels_on_padding_are_not_counted_and_warned():

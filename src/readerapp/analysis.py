@@ -6,6 +6,7 @@ shown to a reader, stored with a read and exported for the statistician is compu
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 
 from . import __version__
 from .densitometry import Endpoints, compute_table
-from .errors import LabelMapError
+from .errors import LabelMapError, UnmeasurableError
 from .labels import LABEL_DTYPE, Label
 from .progress import ProgressFn, no_progress, scaled
 from .volume import CTVolume
@@ -58,7 +59,60 @@ class AnalysisResult:
         )
         if self.labels_path:
             out["labels_path"] = self.labels_path
-        return out
+        return finite_json(out)
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None: the JSON stays standard
+    (no ``NaN``), and a figure that could not be computed reads as missing, never as a number.
+    NumPy scalars become Python numbers on the way."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+#: Fewest slices a series may have: the protocol's endpoints are volumes of both whole lungs.
+MIN_SLICES = 3
+#: Smallest plausible lung (mL, both lungs): an adult's lungs hold litres even when consolidated
+#: (the mask keeps dense lung); below this the series does not show the lungs, or not whole.
+MIN_LUNG_ML = 300.0
+
+
+def _series_name(volume: CTVolume) -> str:
+    return f"series {volume.series_uid}" if volume.series_uid else "the series"
+
+
+def check_measurable_series(volume: CTVolume) -> None:
+    """Refuse, before any work, a series whose geometry cannot hold the endpoints."""
+    nz = volume.shape[0]
+    if nz < MIN_SLICES:
+        raise UnmeasurableError(
+            f"{_series_name(volume)} has {nz} slice{'s' if nz != 1 else ''}: the protocol's "
+            "lung and lesion volumes need a chest CT covering both lungs from apex to base; "
+            "load the full axial series")
+
+
+def check_measurable_labels(volume: CTVolume, labels: np.ndarray, *, automatic: bool) -> None:
+    """Refuse a label map whose lung is empty or implausibly small: a lesion percentage of it
+    would be read as a real value."""
+    lung_ml = float(np.count_nonzero(labels)) * volume.voxel_volume_ml
+    where = "the automatic segmentation" if automatic else "the label map"
+    if lung_ml == 0.0:
+        raise UnmeasurableError(
+            f"{_series_name(volume)}: {where} holds no lung, so no endpoint can be computed "
+            "(is this a chest CT showing the lungs?)")
+    if automatic and lung_ml < MIN_LUNG_ML:
+        raise UnmeasurableError(
+            f"{_series_name(volume)}: only {lung_ml:.0f} mL of lung found, implausibly small "
+            f"for both lungs (at least {MIN_LUNG_ML:.0f} mL expected); the series does not show "
+            "the whole lungs, so the endpoints would be wrong: load a chest CT covering both "
+            "lungs")
 
 
 def sanitize_labels(volume: CTVolume, labels: np.ndarray, warnings: list[str]) -> np.ndarray:
@@ -102,6 +156,7 @@ def measure(
     """
     notes = list(warnings or [])
     labels = sanitize_labels(volume, labels, notes)
+    check_measurable_labels(volume, labels, automatic=source == "auto")
     t0 = time.perf_counter()
     table = compute_table(volume.hu, labels, backend=backend)
     from .backend import resolve_backend
@@ -155,9 +210,11 @@ def analyze(
     """Segment ``volume`` automatically and measure it."""
     from .segmentation import get_segmenter
 
+    check_measurable_series(volume)
     segmenter = get_segmenter(method)
     t0 = time.perf_counter()
     seg = segmenter.propose(volume, backend=backend, progress=scaled(progress, 0.0, 0.9))
+    check_measurable_labels(volume, seg.labels, automatic=True)
     times = {f"segmentation.{k}": float(v) for k, v in seg.timings.items()}
     times["segmentation"] = time.perf_counter() - t0
     progress(0.9, "measuring")
