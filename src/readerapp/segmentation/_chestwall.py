@@ -32,9 +32,8 @@ well: the reader tells them apart.
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import numpy as np
 import scipy.ndimage as sndi

@@ -87,10 +87,12 @@ def tubularity(xp: Any, ndi: Any, img: Any, where: Any, spacing_zyx: tuple[float
         return out
     best = xp.zeros(idx[0].shape, dtype=xp.float32)
     for s_mm in sigmas_mm:
-        f = tuple(max(1, int(s_mm / (1.5 * sp))) for sp in spacing_zyx)
-        im, sp_f = _block_mean(xp, img, f), tuple(sp * k for sp, k in zip(spacing_zyx, f, strict=True))
+        fz, fy, fx = (max(1, int(s_mm / (1.5 * sp))) for sp in spacing_zyx)
+        f = (fz, fy, fx)
+        im = _block_mean(xp, img, f)
+        sp_f = (spacing_zyx[0] * fz, spacing_zyx[1] * fy, spacing_zyx[2] * fx)
         at = tuple(i // k for i, k in zip(idx, f, strict=True)) if f != (1, 1, 1) else idx
-        sig = tuple(max(s_mm / sp, 0.5) for sp in sp_f)
+        sig = (max(s_mm / sp_f[0], 0.5), max(s_mm / sp_f[1], 0.5), max(s_mm / sp_f[2], 0.5))
         h = _hessian_at(xp, ndi, im, sig, sp_f, s_mm, at)
         lo, mid, hi = eigvalsh3(xp, *h)
         best = xp.maximum(best, frangi_bright(xp, lo, mid, hi, c=c))
