@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .densitometry import Endpoints, compute_table
+from .endpoints import NULL_REASONS_KEY, SegmentationSource, sanitize
 from .errors import LabelMapError
 from .labels import LABEL_DTYPE, Label
 from .progress import ProgressFn, no_progress, scaled
@@ -26,8 +27,8 @@ class AnalysisResult:
     labels: np.ndarray
     endpoints: Endpoints
     backend: str
-    #: "auto" (the segmentation as proposed) or "corrected" (a label map given by a reader).
-    segmentation_source: str
+    #: AUTO (the segmentation as proposed) or CORRECTED (a label map given by a reader).
+    segmentation_source: SegmentationSource
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -35,7 +36,10 @@ class AnalysisResult:
     labels_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """PROTOCOL.md's endpoint keys at the top level, then where they came from."""
+        """PROTOCOL.md's endpoint keys at the top level, then where they came from.
+
+        Every number in it is finite: a value that is not (from any part) becomes null and its
+        reason joins ``null_reasons``, so the JSON is written with ``allow_nan=False``."""
         v = self.volume
         out: dict[str, Any] = self.endpoints.to_dict()
         out.update(
@@ -47,7 +51,7 @@ class AnalysisResult:
             shape_axes="slices, rows, columns",
             voxel_volume_ml=v.voxel_volume_ml,
             voxel_counts=dict(self.endpoints.voxel_counts),
-            segmentation_source=self.segmentation_source,
+            segmentation_source=str(self.segmentation_source),
             segmentation=self.provenance,
             calibration=self.calibration,
             warnings=list(v.warnings) + list(self.warnings),
@@ -58,6 +62,9 @@ class AnalysisResult:
         )
         if self.labels_path:
             out["labels_path"] = self.labels_path
+        reasons: dict[str, str] = dict(out.pop(NULL_REASONS_KEY))
+        out = sanitize(out, reasons)
+        out[NULL_REASONS_KEY] = reasons
         return out
 
 
@@ -88,7 +95,7 @@ def measure(
     labels: np.ndarray,
     *,
     backend: str = "auto",
-    source: str = "corrected",
+    source: SegmentationSource | str = SegmentationSource.CORRECTED,
     provenance: dict[str, Any] | None = None,
     calibration: dict[str, Any] | None = None,
     timings: dict[str, float] | None = None,
@@ -115,7 +122,7 @@ def measure(
         labels=labels,
         endpoints=table.endpoints(volume.voxel_volume_ml),
         backend=resolve_backend(backend),
-        segmentation_source=source,
+        segmentation_source=SegmentationSource(source),
         timings=times,
         warnings=notes,
         provenance=dict(provenance or {}),
@@ -167,7 +174,7 @@ def analyze(
         volume,
         seg.labels,
         backend=backend,
-        source="auto",
+        source=SegmentationSource.AUTO,
         provenance=seg.provenance,
         calibration=calib,
         timings=times,
