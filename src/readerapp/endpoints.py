@@ -194,7 +194,7 @@ def _bin_title(lo: int | None, hi: int | None) -> str:
 def _bins() -> tuple[DensityBin, ...]:
     lowers: tuple[int | None, ...] = (None, *BIN_EDGES_HU)
     uppers: tuple[int | None, ...] = (*BIN_EDGES_HU, None)
-    return tuple(DensityBin(_bin_name(lo, hi), _bin_title(lo, hi), lo, hi) for lo, hi in zip(lowers, uppers))
+    return tuple(DensityBin(_bin_name(lo, hi), _bin_title(lo, hi), lo, hi) for lo, hi in zip(lowers, uppers, strict=True))
 
 
 #: The density histogram's bins, from :data:`readerapp.labels.BIN_EDGES_HU`.

@@ -29,8 +29,8 @@ from . import audit, rules
 from .auth import Actor, Role, require
 from .errors import ImportDataError, StudyError
 from .models import Adjudication, Case, CaseLink, Randomization, Read, User, snapshot
-from .status import CaseStatus
 from .reading import ReadingMixin, _latest_signed_by_case, final_read_rows
+from .status import CaseStatus
 
 ENDPOINTS_CSV = "endpoints.csv"
 
