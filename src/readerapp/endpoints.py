@@ -34,8 +34,9 @@ from .labels import BIN_EDGES_HU
 
 #: The private coding scheme, only for concepts no standard names (see the module notes).
 PRIVATE_SCHEME = "99RDRAPP"
-#: Coding schemes of the standards used here (DICOM PS3.16 Table 8-1 designators).
-STANDARD_SCHEMES = frozenset({"SCT", "DCM", "UCUM", "LN"})
+#: Coding schemes of the standards used here (DICOM PS3.16 Table 8-1 designators; RFC5646 codes
+#: the SR's language).
+STANDARD_SCHEMES = frozenset({"SCT", "DCM", "UCUM", "LN", "RFC5646"})
 
 
 @dataclass(frozen=True)
