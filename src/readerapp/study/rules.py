@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import endpoints as catalogue
-from .config import StudyConfig
+from .config import CombineRule, StudyConfig
 
 #: The scalar endpoints and the histogram's per-bin fields, from the one catalogue.
 SCALAR_ENDPOINTS = catalogue.SCALAR_KEYS
@@ -89,11 +89,11 @@ def compare(
     return Concordance(bool(reasons), tuple(reasons))
 
 
-def combine(values: list[float | None], rule: str = "mean") -> float | None:
+def combine(values: list[float | None], rule: CombineRule | str = CombineRule.MEAN) -> float | None:
     """Final value of concordant reads (the study's ``combine`` setting)."""
     if any(v is None for v in values) or not values:
         return None
-    if rule == "mean":
+    if rule == CombineRule.MEAN:
         return sum(values) / len(values)  # type: ignore[arg-type]
     raise ValueError(f"unknown combination rule {rule!r}")
 
