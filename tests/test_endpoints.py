@@ -227,3 +227,12 @@ def test_statuses_are_enums_with_the_stored_strings() -> None:
     assert [s.value for s in catalogue.SegmentationSource] == ["auto", "corrected"]
     assert CaseStatus("discordant") is CaseStatus.DISCORDANT and CaseStatus.READING == "reading"
     assert json.dumps({"s": CaseStatus.ADJUDICATED}) == '{"s": "adjudicated"}'
+
+
+@pytest.mark.parametrize("vml", [0.0, -1.0, math.nan, math.inf])
+def test_a_voxel_volume_that_gives_no_volumes_is_refused(vml: float) -> None:
+    from readerapp.densitometry import DensityTable
+    from readerapp.errors import SeriesError
+
+    with pytest.raises(SeriesError, match="voxel volume"):
+        DensityTable().endpoints(vml)

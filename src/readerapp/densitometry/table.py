@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import endpoints as catalogue
+from ..errors import SeriesError
 from ..labels import BIN_EDGES_HU, N_BINS, Label
 
 N_LABELS = 4  # rows 0..3; row 0 (outside) stays zero
@@ -87,7 +88,8 @@ class Endpoints:
     def from_table(cls, t: DensityTable, voxel_volume_ml: float) -> Endpoints:
         vml = float(voxel_volume_ml)
         if not (math.isfinite(vml) and vml > 0):
-            raise ValueError(f"voxel volume {voxel_volume_ml!r} mL is not a positive finite number")
+            raise SeriesError(f"voxel volume {voxel_volume_ml!r} mL is not a positive finite number: "
+                              "the series' spacing cannot give volumes")
         per_label = t.counts.sum(axis=1)
         n_lung = int(per_label[Label.LUNG:].sum())
         n_ggo = int(per_label[Label.GGO])
