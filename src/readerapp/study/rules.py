@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import endpoints as catalogue
+from ..forms import FEATURE_KEYS as FORM_FEATURE_KEYS
 from .config import CombineRule, StudyConfig
 
 #: The scalar endpoints and the histogram's per-bin fields, from the one catalogue.
 SCALAR_ENDPOINTS = catalogue.SCALAR_KEYS
 HISTOGRAM_FIELDS = catalogue.HISTOGRAM_FIELDS
-FEATURE_KEYS = ("cord_like", "honeycombing", "septal_thickening", "intralobular_thickening",
-                "pleural_thickening")
+#: The fibrosis features, from the form's one list (readerapp.forms).
+FEATURE_KEYS = FORM_FEATURE_KEYS
 
 
 def endpoint_keys() -> list[str]:
