@@ -8,15 +8,17 @@ derived from the one set of edges in :data:`readerapp.labels.BIN_EDGES_HU`.
 Codes come from the standards where they exist, each checked against pydicom's copy of DICOM
 PS3.16 (``pydicom.sr.codedict.codes``) or, where it has none, a public reference named beside it:
 
-- lung: SNOMED CT 39607008 "Lung" (CID 6102, 7192);
+- lung: SNOMED CT 39607008 "Lung" (CID 4, 6100, 7151, 7192, ...);
 - ground-glass opacity: DCM 112120 "Ground glass opacity" (CID 6102, 6104);
 - consolidation: SNOMED CT 9656002 "Consolidation" (a morphologic abnormality; not in pydicom's
   dictionary: taken from HL7 FHIR's BodyStructure example "right-lung-consolidation");
-- lesion (ground glass and consolidation together): SNOMED CT 52988006 "Lesion";
+- lesion (ground glass and consolidation together): SNOMED CT 52988006 "Lesion" (CID 7151);
 - volumes: SNOMED CT 118565006 "Volume" (CID 7472), by DCM 126030 "Sum of segmented voxel
   method for volume" (CID 7474); a percentage of lung volume is that volume in UCUM "%";
 - mean lung density: DCM 112031 "Attenuation Coefficient" (CID 7469) with the derivation
-  SNOMED CT 373098007 "Mean" (CID 7464), in UCUM "[hnsf'U]".
+  SNOMED CT 373098007 "Mean" (CID 7464), in UCUM "[hnsf'U]";
+- SEG segment categories (CID 7150): SNOMED CT 91723000 "Anatomical Structure" (lung) and
+  49755003 "Morphologically Abnormal Structure" (ground glass, consolidation).
 
 The lesion weights (HU x voxel, HU x mL) and the tissue-equivalent mass have no standard concept:
 they carry the private scheme :data:`PRIVATE_SCHEME` and stay out of the DICOM SR by default
