@@ -48,7 +48,7 @@ def test_series_without_lung_is_refused(tmp_path, capsys):
     hu[(hu > -1500) & (hu < -200) & ph.parts["body"]] = TISSUE_HU
     rc, err = _cli_analyze(CTVolume(hu=hu, spacing=ph.volume.spacing), tmp_path, capsys)
     assert rc == 2
-    assert "no lung" in err and "Traceback" not in err
+    assert "no lung found" in err and "Traceback" not in err
 
 
 def test_implausibly_small_lung_is_refused():

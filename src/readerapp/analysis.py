@@ -6,7 +6,6 @@ shown to a reader, stored with a read and exported for the statistician is compu
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .densitometry import Endpoints, compute_table
+from .endpoints import NULL_REASONS_KEY, SegmentationSource, sanitize
 from .errors import LabelMapError, UnmeasurableError
 from .labels import LABEL_DTYPE, Label
 from .progress import ProgressFn, no_progress, scaled
@@ -27,8 +27,8 @@ class AnalysisResult:
     labels: np.ndarray
     endpoints: Endpoints
     backend: str
-    #: "auto" (the segmentation as proposed) or "corrected" (a label map given by a reader).
-    segmentation_source: str
+    #: AUTO (the segmentation as proposed) or CORRECTED (a label map given by a reader).
+    segmentation_source: SegmentationSource
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -36,7 +36,10 @@ class AnalysisResult:
     labels_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """PROTOCOL.md's endpoint keys at the top level, then where they came from."""
+        """PROTOCOL.md's endpoint keys at the top level, then where they came from.
+
+        Every number in it is finite: a value that is not (from any part) becomes null and its
+        reason joins ``null_reasons``, so the JSON is written with ``allow_nan=False``."""
         v = self.volume
         out: dict[str, Any] = self.endpoints.to_dict()
         out.update(
@@ -48,7 +51,7 @@ class AnalysisResult:
             shape_axes="slices, rows, columns",
             voxel_volume_ml=v.voxel_volume_ml,
             voxel_counts=dict(self.endpoints.voxel_counts),
-            segmentation_source=self.segmentation_source,
+            segmentation_source=str(self.segmentation_source),
             segmentation=self.provenance,
             calibration=self.calibration,
             warnings=list(v.warnings) + list(self.warnings),
@@ -59,22 +62,10 @@ class AnalysisResult:
         )
         if self.labels_path:
             out["labels_path"] = self.labels_path
-        return finite_json(out)
-
-
-def finite_json(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by None: the JSON stays standard
-    (no ``NaN``), and a figure that could not be computed reads as missing, never as a number.
-    NumPy scalars become Python numbers on the way."""
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        reasons: dict[str, str] = dict(out.pop(NULL_REASONS_KEY))
+        out = sanitize(out, reasons)
+        out[NULL_REASONS_KEY] = reasons
+        return out
 
 
 #: Fewest slices a series may have: the protocol's endpoints are volumes of both whole lungs.
@@ -98,16 +89,17 @@ def check_measurable_series(volume: CTVolume) -> None:
             "load the full axial series")
 
 
-def check_measurable_labels(volume: CTVolume, labels: np.ndarray, *, automatic: bool) -> None:
-    """Refuse a label map whose lung is empty or implausibly small: a lesion percentage of it
-    would be read as a real value."""
+def check_measurable_labels(volume: CTVolume, labels: np.ndarray) -> None:
+    """Refuse an automatic segmentation whose lung is empty or implausibly small: the series
+    does not show the lungs (or not whole), and a lesion percentage of it would be read as a
+    real value. (A reader's own label map with no lung is measured: its percentages are null,
+    each with the reason, and a warning says so.)"""
     lung_ml = float(np.count_nonzero(labels)) * volume.voxel_volume_ml
-    where = "the automatic segmentation" if automatic else "the label map"
     if lung_ml == 0.0:
         raise UnmeasurableError(
-            f"{_series_name(volume)}: {where} holds no lung, so no endpoint can be computed "
+            f"{_series_name(volume)}: no lung found, so no endpoint can be computed "
             "(is this a chest CT showing the lungs?)")
-    if automatic and lung_ml < MIN_LUNG_ML:
+    if lung_ml < MIN_LUNG_ML:
         raise UnmeasurableError(
             f"{_series_name(volume)}: only {lung_ml:.0f} mL of lung found, implausibly small "
             f"for both lungs (at least {MIN_LUNG_ML:.0f} mL expected); the series does not show "
@@ -142,7 +134,7 @@ def measure(
     labels: np.ndarray,
     *,
     backend: str = "auto",
-    source: str = "corrected",
+    source: SegmentationSource | str = SegmentationSource.CORRECTED,
     provenance: dict[str, Any] | None = None,
     calibration: dict[str, Any] | None = None,
     timings: dict[str, float] | None = None,
@@ -156,7 +148,9 @@ def measure(
     """
     notes = list(warnings or [])
     labels = sanitize_labels(volume, labels, notes)
-    check_measurable_labels(volume, labels, automatic=source == "auto")
+    if not labels.any():
+        notes.append("the label map holds no lung: the percentages and mean HU are undefined "
+                      "(null), not 0")
     t0 = time.perf_counter()
     table = compute_table(volume.hu, labels, backend=backend)
     from .backend import resolve_backend
@@ -170,7 +164,7 @@ def measure(
         labels=labels,
         endpoints=table.endpoints(volume.voxel_volume_ml),
         backend=resolve_backend(backend),
-        segmentation_source=source,
+        segmentation_source=SegmentationSource(source),
         timings=times,
         warnings=notes,
         provenance=dict(provenance or {}),
@@ -214,7 +208,7 @@ def analyze(
     segmenter = get_segmenter(method)
     t0 = time.perf_counter()
     seg = segmenter.propose(volume, backend=backend, progress=scaled(progress, 0.0, 0.9))
-    check_measurable_labels(volume, seg.labels, automatic=True)
+    check_measurable_labels(volume, seg.labels)
     times = {f"segmentation.{k}": float(v) for k, v in seg.timings.items()}
     times["segmentation"] = time.perf_counter() - t0
     progress(0.9, "measuring")
@@ -224,7 +218,7 @@ def analyze(
         volume,
         seg.labels,
         backend=backend,
-        source="auto",
+        source=SegmentationSource.AUTO,
         provenance=seg.provenance,
         calibration=calib,
         timings=times,

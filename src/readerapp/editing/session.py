@@ -10,11 +10,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..endpoints import SegmentationSource
 from ..errors import ReaderAppError, SeriesError
 from ..forms import ReadForm
 from ..labels import PADDING_BELOW_HU, Label
@@ -26,19 +28,28 @@ from .journal import Journal, JournalError, Recoverable, find_recoverable
 log = logging.getLogger(__name__)
 
 
+class LabelOrigin(StrEnum):
+    """Where a session's starting label map came from."""
+
+    AUTO = "auto"  #: the segmentation's proposal
+    FILE = "file"  #: a label map the reader opened (a saved read, a file)
+
+
 @dataclass
 class Prepared:
     """What the background worker hands to the window: a volume and its starting label map."""
 
     volume: CTVolume
     labels: np.ndarray
-    #: "auto" (segmentation proposal) or "file" (a label map the reader opened).
-    origin: str
+    origin: LabelOrigin
     provenance: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     #: The form of a saved read opened with its labels (to continue or review that read).
     form: ReadForm | None = None
+
+    def __post_init__(self) -> None:
+        self.origin = LabelOrigin(self.origin)  # a plain "auto"/"file" is checked here
 
 
 def _fallback_lungs(volume: CTVolume) -> np.ndarray:
@@ -106,7 +117,7 @@ def prepare(
         else:
             labels = read_labelmap(labels_path, volume)
         progress(1.0, "label map loaded")
-        return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "file",
+        return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), LabelOrigin.FILE,
                         {"labels_path": str(labels_path)}, warnings, timings, form)
     t1 = time.perf_counter()
     try:
@@ -126,7 +137,7 @@ def prepare(
         warnings += list(getattr(result, "warnings", []) or [])
     timings["segmentation_s"] = time.perf_counter() - t1
     progress(1.0, "segmentation done")
-    return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "auto", provenance,
+    return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), LabelOrigin.AUTO, provenance,
                     warnings, timings)
 
 
@@ -244,11 +255,11 @@ class ReadingSession:
         return self.acc.endpoints().difference(self.initial_endpoints)
 
     @property
-    def source(self) -> str:
-        """'auto' until the reader changed the proposal, then 'corrected'."""
-        if self.prepared.origin == "file" or self.edits_since_start:
-            return "corrected"
-        return "auto"
+    def source(self) -> SegmentationSource:
+        """AUTO until the reader changed the proposal (or opened a label map), then CORRECTED."""
+        if self.prepared.origin == LabelOrigin.FILE or self.edits_since_start:
+            return SegmentationSource.CORRECTED
+        return SegmentationSource.AUTO
 
     def hu_at(self, zyx: tuple[int, int, int]) -> int | None:
         z, y, x = zyx
