@@ -221,3 +221,42 @@ def bbox(xp: Any, mask: Any, margin: tuple[int, int, int] = (0, 0, 0)) -> tuple[
         hi = min(mask.shape[ax], int(idx[-1]) + 1 + margin[ax])
         out.append(slice(lo, hi))
     return tuple(out)
+
+
+def _cross_step(xp: Any, m: Any, grow: bool) -> Any:
+    """One in-plane step with the 3x3 cross: dilation (``grow``) or erosion (outside the array
+    counts as background for a dilation and as foreground for an erosion)."""
+    out = m.copy()
+    if grow:
+        out[:, 1:, :] |= m[:, :-1, :]
+        out[:, :-1, :] |= m[:, 1:, :]
+        out[:, :, 1:] |= m[:, :, :-1]
+        out[:, :, :-1] |= m[:, :, 1:]
+    else:
+        out[:, 1:, :] &= m[:, :-1, :]
+        out[:, :-1, :] &= m[:, 1:, :]
+        out[:, :, 1:] &= m[:, :, :-1]
+        out[:, :, :-1] &= m[:, :, 1:]
+    return out
+
+
+def octagon(radius_vox: int) -> tuple[int, int]:
+    """(square half-width, diamond radius) whose Minkowski sum is the near-regular octagon of
+    in-plane radius ``radius_vox``: a disk to within 8 %, where a square of that radius
+    overshoots the disk by 41 % along its diagonals."""
+    q = int(round(0.586 * radius_vox))
+    return radius_vox - q, q
+
+
+def opening_round(xp: Any, ndi: Any, mask: Any, radius_vox: int, rz_vox: int) -> Any:
+    """Opening with an octagonal prism (in-plane radius ``radius_vox``, half-height
+    ``rz_vox``): it removes what is thinner than the radius, like a box opening, but shaves
+    almost nothing off a round object's rim, which a box opening cuts at its diagonals."""
+    p, q = octagon(radius_vox)
+    box = (2 * rz_vox + 1, 2 * p + 1, 2 * p + 1)
+    out = erode(ndi, mask, box)
+    for _ in range(q):
+        out = _cross_step(xp, out, grow=False)
+    for _ in range(q):
+        out = _cross_step(xp, out, grow=True)
+    return dilate(ndi, out, box)

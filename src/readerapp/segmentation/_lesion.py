@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import CONSOLIDATION_RANGE_HU, GGO_RANGE_HU
-from ._grid import STRUCT_3D, Grid, bbox, dilate, opening
+from ._grid import STRUCT_3D, Grid, bbox, dilate, opening, opening_round
 from ._vessels import tubularity
 
 
@@ -83,7 +83,8 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
     vessel &= ~(guard & cand) | hilar
     del guard
     free = cand & ~vessel
-    region = opening(ndi, free, grid.box(vessel_radius_mm))
+    rv = grid.box(vessel_radius_mm)
+    region = opening_round(xp, ndi, free, rv[1] // 2, rv[0] // 2)
     region &= free
     lab, n = ndi.label(region, structure=STRUCT_3D)
     if n:

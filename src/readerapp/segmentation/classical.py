@@ -7,8 +7,11 @@ components, per-lung completion (closing, holes, hull against the chest wall, a 
 z for dense lung that takes a lung's whole front or back in some slices; the hull and z additions
 are kept only on the chest-wall side of the lung, never an organ's dome), completion up to the
 rib cage for a lung consolidated over its whole back (``_chestwall``, 1.3), lesion region
-(opening against vessels, speck removal), and a full-resolution refinement that labels each voxel
-by its lightly denoised HU. NumPy and CuPy run the same code with ``xp``/``ndi`` swapped; only the
+(1.4: bronchovascular structures removed by a multiscale Hessian tubularity, ``_vessels``, with
+the hilar vessels' own scales near the main and lobar bronchi; an octagonal opening against
+what is thinner still; speck removal; no growth back beyond one coarse voxel in-plane, none
+across thick slices), and a full-resolution refinement that labels each voxel by the protocol's
+bins on its own HU (lightly denoised in-plane only inside flat lesion regions). NumPy and CuPy run the same code with ``xp``/``ndi`` swapped; only the
 per-slice convex hulls run on the host (small cropped masks).
 """
 
@@ -28,7 +31,7 @@ from ._lesion import hilum_zone, label_full, lesion_region_coarse
 from ._lung import complete_lungs, lung_components, midline_without_trachea
 from .base import SegmentationResult, StageTimer
 
-VERSION = "1.3"
+VERSION = "1.4"
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,11 @@ class ClassicalParameters:
     #: Lesion region: opening radius removing vessels / walls; smallest lesion kept (mL).
     vessel_radius_mm: float = 3.0
     min_lesion_ml: float = 0.1
-    #: Geodesic regrowth of the opened lesion cores, in mm per axis (none across 5 mm slices).
-    regrow_mm: float = 1.5
+    #: Geodesic regrowth of the opened lesion cores, in mm per axis. 0 since 1.4: the opening is
+    #: octagonal (it shaves almost nothing off a round lesion) and the full-resolution edge
+    #: adds one coarse voxel in-plane; any regrowth took partial-volume vessel voxels touching
+    #: lesions (measured +8 to +19 % on lesions inserted into the real CT at 5 mm).
+    regrow_mm: float = 0.0
     #: Bronchovascular structures (``_vessels``): Frangi tubularity at these scales (mm), a
     #: voxel at or above ``vessel_threshold`` whose coarse HU is at least ``vessel_min_hu`` is
     #: vessel (with its one-voxel rim): lung, never lesion.
