@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .auditkey import AuditKey, default_key_path, load_key
 from .errors import StudyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -126,7 +127,13 @@ def upgrade_schema(engine: Engine) -> None:
 class Database:
     """An engine, a session factory and the storage folder of one study database."""
 
-    def __init__(self, db: str | os.PathLike[str] | None = None, storage: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        storage: str | os.PathLike[str] | None = None,
+        *,
+        audit_key: str | os.PathLike[str] | None = None,
+    ):
         self.url = resolve_db_url(db)
         self.engine = make_engine(self.url)
         try:
@@ -137,12 +144,33 @@ class Database:
                 f"{exc.orig}"
             ) from exc
         self.storage = storage_dir_for(self.url, storage)
+        self.audit_key_path = (Path(audit_key).expanduser().resolve() if audit_key
+                               else default_key_path(self.url, self.storage))
+        self._audit_key: AuditKey | None = None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def audit_key(self) -> AuditKey | None:
+        """The study's audit key (see :mod:`readerapp.study.auditkey`), None if there is none."""
+        if self._audit_key is None:
+            self._audit_key = load_key(self.audit_key_path)
+        return self._audit_key
+
+    def install_audit_key(self, key: AuditKey) -> None:
+        self._audit_key = key
+
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed on success, rolled back on any error."""
+    def transaction(self, *, snapshot: bool = False) -> Iterator[Session]:
+        """One unit of work: committed on success, rolled back on any error.
+
+        ``snapshot`` reads everything from one snapshot (REPEATABLE READ on PostgreSQL; an SQLite
+        transaction holds the write lock and sees one state anyway): for checks that read many
+        tables, such as ``audit verify``, while others write."""
         with self._sessions.begin() as session:
+            session.info["audit_key"] = self.audit_key
+            session.info["audit_key_path"] = self.audit_key_path
+            if snapshot and self.engine.dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
 
     def dispose(self) -> None:
