@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--manifest", metavar="CSV", help="CSV with columns subject, visit, folder[, acquisition_date]")
     src.add_argument("--folder", metavar="DIR", help="a tree DIR/SUBJECT/VISIT/ of DICOM files")
     i.add_argument("--admin", default="admin", metavar="NAME", help="administrator's user name (default: admin)")
+    i.add_argument("--accept-burned-in", action="store_true",
+                   help="import images flagged BurnedInAnnotation=YES or secondary captures after you "
+                   "checked that their pixels show no identity (audited)")
     _common(i)
     i.set_defaults(func=run_study_import)
     win = st_sub.add_parser("window", help="open the workstation in study mode (log-in, worklist, signing, adjudication)")
@@ -261,7 +264,9 @@ def run_study_create(args: argparse.Namespace) -> int:
 def run_study_import(args: argparse.Namespace) -> int:
     svc = _service(args)
     actor = _login(svc, args.admin, _Passwords())
-    codes = svc.import_manifest(actor, args.manifest) if args.manifest else svc.import_folder(actor, args.folder)
+    ok = args.accept_burned_in
+    codes = (svc.import_manifest(actor, args.manifest, accept_burned_in=ok) if args.manifest
+             else svc.import_folder(actor, args.folder, accept_burned_in=ok))
     print(f"imported {len(codes)} scan(s) de-identified under random case codes")
     return 0
 

@@ -115,7 +115,7 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
             self._audit_event(s, None, SYSTEM, "audit.key", "audit", key.key_id,
                               new={"key_id": key.key_id, "legacy_before": key.legacy_before,
                                    "anchor_public_key": key.public_key_hex()})
-        self.storage.mkdir(parents=True, exist_ok=True)
+        self.db.make_dir(self.storage)
         self._config = config
         log.info("study created")
 
