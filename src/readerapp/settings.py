@@ -60,6 +60,12 @@ class PacsNode:
     username: str = ""
     timeout_s: float = 30.0
     verify_tls: bool = True
+    #: DIMSE over TLS (PS3.15 Annex B): ``tls`` on, the CA file that signed the PACS's
+    #: certificate, and our own certificate and key where the PACS asks for them.
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     def describe(self) -> str:
         if self.kind == "dicomweb":
