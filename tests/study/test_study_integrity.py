@@ -267,3 +267,26 @@ def test_verify_reads_one_snapshot_while_others_log_in(pg_url: str, tmp_path: Pa
     assert logins[0] >= 10
     assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
     assert len({r.records for r in reports}) > 1  # the trail did grow while it was verified
+
+
+def test_csv_cells_cannot_run_as_formulas() -> None:
+    from readerapp.study.private import csv_cell
+
+    for bad in ("=HYPERLINK(\"http://x\")", "+1+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_cell(bad) == "'" + bad
+    for fine in ("-0.500000", "-12", "+3.5", "1e-3", "-1.5E+02", "SUBJ-001", "", "day90"):
+        assert csv_cell(fine) == fine
+    assert csv_cell(-1.5) == -1.5 and csv_cell(None) is None
+
+
+def test_exports_are_private_and_carry_a_verifiable_anchor(tmp_path: Path) -> None:
+    svc = _study(tmp_path)
+    stat_user = svc.login("stat", PASSWORDS["stat"])
+    rand = tmp_path / "rand.csv"
+    rand.write_text("subject,arm\n=cmd|' /C calc'!A0,MSC\n", encoding="utf-8")
+    res = svc.export(stat_user, tmp_path / "out", rand, dicom=False)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
+    assert stat.S_IMODE(res.csv_path.stat().st_mode) == 0o600
+    anchor = (tmp_path / "out" / "audit-anchor.txt").read_text().strip()
+    assert stat.S_IMODE((tmp_path / "out" / "audit-anchor.txt").stat().st_mode) == 0o600
+    assert svc.audit_verify([anchor]).ok
