@@ -216,6 +216,8 @@ def test_local_study_files_are_private_and_keep_no_import_order(tmp_path: Path, 
     assert mode(tmp_path / "s.sqlite") == 0o600
     assert mode(tmp_path / "s.audit-key") == 0o600
     assert mode(out) == 0o600
+    assert mode(tmp_path / "links.csv.anchor.txt") == 0o600
+    assert svc.audit_verify([(tmp_path / "links.csv.anchor.txt").read_text()]).ok
     for p in [svc.storage, *svc.storage.rglob("*")]:
         assert mode(p) == (0o700 if p.is_dir() else 0o600), p
     # the case folders and files all carry one fixed time: no import order in a listing

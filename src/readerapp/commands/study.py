@@ -299,6 +299,10 @@ def run_study_links(args: argparse.Namespace) -> int:
 
         write_private_text(args.out, buf.getvalue())  # the unblinding key: owner-only
         print(f"wrote {len(rows)} links to {args.out}")
+        if svc.db.audit_key is not None:  # the audit trail's signed head as of this export
+            from ..study.private import anchor_path
+
+            write_private_text(anchor_path(args.out), svc.audit_anchor(actor) + "\n")
     else:
         sys.stdout.write(buf.getvalue())
     return 0
