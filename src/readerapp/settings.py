@@ -98,6 +98,9 @@ class Settings:
     database_url: str = ""
     #: The study's shared file folder, for a server database (SQLite keeps its files beside it).
     study_storage: str = ""
+    #: The settings' study's audit key file (docs/STUDY.md, "The audit key"); empty: beside the
+    #: study, or ``READERAPP_AUDIT_KEY``.
+    audit_key_file: str = ""
     #: Where retrieved series are staged before import; empty: ``<data dir>/pacs-staging``.
     staging_dir: str = ""
     #: Our own AE title (calling AE, and the C-MOVE destination the PACS must know).

@@ -248,9 +248,10 @@ def run_retrieve(args: argparse.Namespace) -> int:
     service = actor = None
     if args.subject:  # log in before the transfer, so a wrong password costs nothing
         from ..study.service import StudyService
-        from .study import study_location
+        from .study import audit_key_location, study_location
 
-        service = StudyService(*study_location(args.db, args.storage), audit_key=args.audit_key)
+        service = StudyService(*study_location(args.db, args.storage),
+                                   audit_key=audit_key_location(args.db, args.audit_key))
         actor = service.login(args.admin, _read_secret(f"password for {args.admin}: "))
     from ..pacs import open_client
 
@@ -303,14 +304,15 @@ def _case_reads(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
     from ..errors import PacsError
     from ..pacs.pull import ReadToSend
     from ..study.service import StudyService
-    from .study import study_location
+    from .study import audit_key_location, study_location
 
     if args.read or args.study_uid or args.series_uid:
         raise PacsError("send-read --case takes the read and the original UIDs from the study: "
                         "give neither READ nor --study/--series")
     if not args.user:
         raise PacsError("send-read --case needs --user NAME (an administrator or the statistician)")
-    service = StudyService(*study_location(args.db, args.storage), audit_key=args.audit_key)
+    service = StudyService(*study_location(args.db, args.storage),
+                                   audit_key=audit_key_location(args.db, args.audit_key))
     actor = service.login(args.user, _read_secret(f"password for {args.user}: "))
     orig = service.case_original(actor, args.case, need_final=True)
     finals = list(orig.final_reads)

@@ -210,10 +210,25 @@ def study_location(db: str | None, storage: str | None) -> tuple[str, str | None
     return settings.effective_database_url(), storage or settings.effective_study_storage()
 
 
+def audit_key_location(db: str | None, audit_key: str | None) -> str | None:
+    """``--audit-key``, else (for the settings' study, when no ``--db``) the settings'
+    ``audit_key_file``, else None: ``READERAPP_AUDIT_KEY`` or the file beside the study."""
+    if audit_key or db:
+        return audit_key
+    import os
+
+    if os.environ.get("READERAPP_AUDIT_KEY"):
+        return None
+    from ..settings import load_settings
+
+    return load_settings().audit_key_file or None
+
+
 def _service(args: argparse.Namespace):
     from ..study.service import StudyService
 
-    return StudyService(*study_location(args.db, args.storage), audit_key=getattr(args, "audit_key", None))
+    return StudyService(*study_location(args.db, args.storage),
+                        audit_key=audit_key_location(args.db, getattr(args, "audit_key", None)))
 
 
 def _shown_url(url: str) -> str:
