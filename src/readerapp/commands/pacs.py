@@ -70,9 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--dest", help="staging folder (default: from the settings)")
     r.add_argument("--subject", help="import as this subject ...")
     r.add_argument("--visit", help="... and this visit")
+    r.add_argument("--accept-burned-in", action="store_true",
+                   help="import images flagged BurnedInAnnotation=YES or secondary captures after you "
+                   "checked that their pixels show no identity (audited)")
     r.add_argument("--admin", default="admin", help="study administrator's user name (default admin)")
     r.add_argument("--db", metavar="URL", help="study database (default: from the settings)")
     r.add_argument("--storage", metavar="DIR", help="study file folder (default: from the settings)")
+    r.add_argument("--audit-key", metavar="FILE", help="the study's audit key file (default: "
+                   "READERAPP_AUDIT_KEY, else beside the study)")
     r.add_argument("--keep-staging", action="store_true", help="keep the identifiable staged copy")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run_retrieve)
@@ -101,6 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="with --case: only this one of the final reads (a concordant case has two)")
     sr.add_argument("--db", metavar="URL", help="with --case: study database (default: from the settings)")
     sr.add_argument("--storage", metavar="DIR", help="with --case: study file folder (default: from the settings)")
+    sr.add_argument("--audit-key", metavar="FILE", help="with --case: the study's audit key file (default: "
+                    "READERAPP_AUDIT_KEY, else beside the study)")
     sr.add_argument("--study", dest="study_uid", default="", metavar="UID",
                     help="original StudyInstanceUID (without --case)")
     sr.add_argument("--series", dest="series_uid", default="", metavar="UID",
@@ -241,9 +248,10 @@ def run_retrieve(args: argparse.Namespace) -> int:
     service = actor = None
     if args.subject:  # log in before the transfer, so a wrong password costs nothing
         from ..study.service import StudyService
-        from .study import study_location
+        from .study import audit_key_location, study_location
 
-        service = StudyService(*study_location(args.db, args.storage))
+        service = StudyService(*study_location(args.db, args.storage),
+                                   audit_key=audit_key_location(args.db, args.audit_key))
         actor = service.login(args.admin, _read_secret(f"password for {args.admin}: "))
     from ..pacs import open_client
 
@@ -271,7 +279,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
               f"{state} -> {res.folder}")
     if service is not None:
         code = import_series(results[0], service, actor, args.subject, args.visit,
-                             keep_staging=args.keep_staging)
+                             keep_staging=args.keep_staging, accept_burned_in=args.accept_burned_in)
         print(f"imported as case {code}")
     return 0 if all(r.complete for r in results) else 2
 
@@ -296,14 +304,15 @@ def _case_reads(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
     from ..errors import PacsError
     from ..pacs.pull import ReadToSend
     from ..study.service import StudyService
-    from .study import study_location
+    from .study import audit_key_location, study_location
 
     if args.read or args.study_uid or args.series_uid:
         raise PacsError("send-read --case takes the read and the original UIDs from the study: "
                         "give neither READ nor --study/--series")
     if not args.user:
         raise PacsError("send-read --case needs --user NAME (an administrator or the statistician)")
-    service = StudyService(*study_location(args.db, args.storage))
+    service = StudyService(*study_location(args.db, args.storage),
+                                   audit_key=audit_key_location(args.db, args.audit_key))
     actor = service.login(args.user, _read_secret(f"password for {args.user}: "))
     orig = service.case_original(actor, args.case, need_final=True)
     finals = list(orig.final_reads)
