@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..labels import CONSOLIDATION_RANGE_HU, GGO_RANGE_HU
-from ._grid import STRUCT_3D, Grid, bbox, dilate, opening, opening_round
-from ._vessels import tubularity
+from ._grid import STRUCT_3D, Grid, bbox, dilate, erode, opening, opening_round
+from ._vessels import THICK_SLICE_MM, tubularity
 
 
 def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any, grid: Grid, *,
@@ -27,7 +27,9 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
                          vessel_threshold: float = 0.15, vessel_c: float = 100.0,
                          vessel_min_hu: float = -500.0, thick_mm: float = 4.5,
                          guard_mm: float = 3.0, hilum: Any | None = None,
-                         hilar_sigmas_mm: tuple[float, ...] = (4.5, 7.0)) -> tuple[Any, Any]:
+                         hilar_sigmas_mm: tuple[float, ...] = (4.5, 7.0),
+                         surround_mm: float = 6.0, surround_max: float = 0.6,
+                         pleural_mm: float = 6.0) -> tuple[Any, Any]:
     """Coarse bool masks (lesion region, bronchovascular structures).
 
     The lesion region is where lesions are (the bins are decided later at full resolution);
@@ -71,7 +73,7 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
         hilar = _hilar_vessels(xp, ndi, c, cand & hilum[box], grid, hilar_sigmas_mm,
                                vessel_threshold, vessel_c)
         hilar = dilate(ndi, hilar, (1, 3, 3)) & cand
-    vessel = dilate(ndi, vessel, (1, 3, 3)) & cand
+    vessel &= cand
     # the inside and the rim of anything wider in-plane than the largest vessel scale is never
     # vessel: a lesion's curved edge reads as a tube at the small scales, and a vessel running
     # into a consolidation is part of it there
@@ -82,10 +84,33 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
     guard |= dilate(ndi, opening(ndi, cand, grid.box(thick_mm)), grid.box(guard_mm))
     vessel &= ~(guard & cand) | hilar
     del guard
+    # a vessel inside a lesion (ground glass round it, not aerated lung) is part of the lesion
+    # there: only vessels whose in-plane surroundings are mostly aerated lung are taken out
+    win = (1, 2 * grid.voxels(surround_mm, 1) + 1, 2 * grid.voxels(surround_mm, 2) + 1)
+    around = ndi.uniform_filter(cand.astype(xp.float32), size=win, mode="nearest")
+    vessel &= (around < surround_max) | hilar
+    del around
     free = cand & ~vessel
+    # the candidates opened without their vessels (what is lesion for sure), grown back within
+    # the candidates opened with them, less the vessels: a vessel crossing a small lesion cuts
+    # it into pieces that the first opening alone removes; the second alone keeps the thick
+    # knots where hilar vessels branch
     rv = grid.box(vessel_radius_mm)
-    region = opening_round(xp, ndi, free, rv[1] // 2, rv[0] // 2)
-    region &= free
+    sure = opening_round(xp, ndi, free, rv[1] // 2, rv[0] // 2) & free
+    within = opening_round(xp, ndi, cand, rv[1] // 2, rv[0] // 2) & free
+    region = sure
+    for _ in range(2):
+        region = dilate(ndi, region, (1, 3, 3)) & within
+    region |= sure
+    del sure, within
+    # against the pleura a lesion thins to a wedge that no opening keeps; there (within
+    # ``pleural_mm`` of the lung's edge, in-plane) it grows back into its candidates, up to
+    # twice that far along the pleura, where no vessel runs that it could follow into the lung
+    rim = free & ~erode(ndi, lung, grid.box(pleural_mm, in_plane_only=True))
+    step = (3 if grid.spacing_zyx[0] <= THICK_SLICE_MM else 1, 3, 3)  # never across thick slices
+    for _ in range(grid.voxels(2.0 * pleural_mm, 2)):
+        region |= dilate(ndi, region, step) & rim
+    del rim
     lab, n = ndi.label(region, structure=STRUCT_3D)
     if n:
         sizes = xp.bincount(lab.ravel(), minlength=n + 1)
@@ -93,8 +118,8 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
         keep[0] = False
         region = keep[lab]
     del lab
-    # give back what the box opening shaved off real lesions (edges, wedges against the pleura)
-    # by a geodesic dilation inside the non-vessel candidates, at most ``regrow_mm`` per axis
+    # optional geodesic regrowth inside the non-vessel candidates, at most ``regrow_mm`` per
+    # axis (0 by default: it took the partial-volume voxels of vessels touching lesions)
     steps = [grid.voxels(regrow_mm, ax) for ax in range(3)]
     for k in range(max(steps)):
         size = tuple(3 if steps[ax] > k else 1 for ax in range(3))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 #: The six distinct Hessian entries, as derivative orders per axis (z, y, x).
 _ORDERS = ((2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1))
 
@@ -51,12 +53,13 @@ def eigvalsh3(xp: Any, a11: Any, a22: Any, a33: Any, a12: Any, a13: Any, a23: An
 
 
 def frangi_bright(xp: Any, l_lo: Any, l_mid: Any, l_hi: Any, *, alpha: float = 0.5,
-                  beta: float = 0.5, c: float = 60.0) -> Any:
+                  beta: float = 0.35, c: float = 60.0, min_curvature: float = 25.0) -> Any:
     """Frangi's vesselness for bright tubes from (ascending) eigenvalues; 0 where not a tube.
 
     Sorted by magnitude |a| <= |b| <= |c|: a bright tube has b, c strongly negative and a small.
     ``c`` is the structureness scale in scale-normalised HU (a vessel against aerated lung gives
-    several hundred; noise in flat lung a few tens).
+    several hundred; noise in flat lung a few tens). Both cross-sectional curvatures must be
+    below ``-min_curvature``: the faint texture inside ground glass is no vessel.
     """
     lam = xp.stack([l_lo, l_mid, l_hi])
     order = xp.argsort(xp.abs(lam), axis=0)
@@ -68,7 +71,29 @@ def frangi_bright(xp: Any, l_lo: Any, l_mid: Any, l_hi: Any, *, alpha: float = 0
     v = ((1.0 - xp.exp(-(ra * ra) / (2 * alpha * alpha)))
          * xp.exp(-(rb * rb) / (2 * beta * beta))
          * (1.0 - xp.exp(-s2 / (2 * c * c))))
-    return xp.where((lb < 0) & (lc < 0), v, 0.0).astype(xp.float32)
+    return xp.where((lb < -min_curvature) & (lc < -min_curvature), v, 0.0).astype(xp.float32)
+
+
+#: Slices thicker than this (mm) do not resolve a vessel's course along z: a lesion two or three
+#: slices high is then a short tube along z, and a vessel crossing the slices a dot. There the
+#: measure is taken in-plane (lines, not dots or discs); through-plane vessels are thin enough
+#: for the opening.
+THICK_SLICE_MM = 2.5
+
+
+def frangi_bright_2d(xp: Any, hyy: Any, hxx: Any, hyx: Any, *, beta: float = 0.35,
+                     c: float = 60.0, min_curvature: float = 25.0) -> Any:
+    """Frangi's in-plane measure for bright lines from the 2x2 Hessian (yy, xx, yx)."""
+    hyy, hxx, hyx = (v.astype(xp.float64) for v in (hyy, hxx, hyx))
+    mean = 0.5 * (hyy + hxx)
+    rad = xp.sqrt(0.25 * (hyy - hxx) ** 2 + hyx * hyx)
+    e1, e2 = mean - rad, mean + rad
+    small = xp.where(xp.abs(e1) < xp.abs(e2), e1, e2)
+    large = xp.where(xp.abs(e1) < xp.abs(e2), e2, e1)
+    rb = xp.abs(small) / xp.maximum(xp.abs(large), 1e-9)
+    s2 = small * small + large * large
+    v = xp.exp(-(rb * rb) / (2 * beta * beta)) * (1.0 - xp.exp(-s2 / (2 * c * c)))
+    return xp.where(large < -min_curvature, v, 0.0).astype(xp.float32)
 
 
 def tubularity(xp: Any, ndi: Any, img: Any, where: Any, spacing_zyx: tuple[float, float, float],
@@ -94,8 +119,11 @@ def tubularity(xp: Any, ndi: Any, img: Any, where: Any, spacing_zyx: tuple[float
         at = tuple(i // k for i, k in zip(idx, f, strict=True)) if f != (1, 1, 1) else idx
         sig = (max(s_mm / sp_f[0], 0.5), max(s_mm / sp_f[1], 0.5), max(s_mm / sp_f[2], 0.5))
         h = _hessian_at(xp, ndi, im, sig, sp_f, s_mm, at)
-        lo, mid, hi = eigvalsh3(xp, *h)
-        best = xp.maximum(best, frangi_bright(xp, lo, mid, hi, c=c))
+        if sp_f[0] > THICK_SLICE_MM:
+            best = xp.maximum(best, frangi_bright_2d(xp, h[1], h[2], h[5], c=c))
+        else:
+            lo, mid, hi = eigvalsh3(xp, *h)
+            best = xp.maximum(best, frangi_bright(xp, lo, mid, hi, c=c))
     out[idx] = best
     return out
 
@@ -120,6 +148,28 @@ def _block_mean(xp: Any, img: Any, f: tuple[int, int, int]) -> Any:
     return out
 
 
+def gaussian_kernel(sigma: float, order: int, truncate: float = 3.0) -> np.ndarray:
+    """Sampled Gaussian derivative kernel (for ``correlate1d``) with exact moments.
+
+    A truncated, sampled derivative kernel does not sum to zero: on a flat region it answers
+    the region's value times a small bias, which adds the same amount to every Hessian
+    eigenvalue and makes the flat inside of a big consolidation look like a tube. Here the
+    second-derivative kernel sums to 0 and has second moment 2, the first-derivative one has
+    first moment -1 (correlation), and the smoothing one sums to 1.
+    """
+    r = max(1, int(truncate * sigma + 0.5))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (x / sigma) ** 2)
+    if order == 0:
+        return g / g.sum()
+    if order == 1:
+        k = -x * g
+        return k / (x * k).sum()  # correlate: sum(k[i] f(x + i)) = f'
+    k = (x * x / sigma ** 4 - 1.0 / sigma ** 2) * g
+    k -= k.sum() / k.size * (g / g.mean())  # remove the bias in the Gaussian's shape
+    return k / (0.5 * (x * x * k).sum())
+
+
 def _hessian_at(xp: Any, ndi: Any, img: Any, sig: tuple[float, float, float],
                 spacing_zyx: tuple[float, float, float], s_mm: float, at: tuple[Any, ...]
                 ) -> tuple[Any, ...]:
@@ -128,9 +178,11 @@ def _hessian_at(xp: Any, ndi: Any, img: Any, sig: tuple[float, float, float],
     Separable filtering shares passes: the image is filtered once along z for each derivative
     order, then along y, then x (15 one-dimensional passes instead of 18).
     """
+    kernels = {(ax, o): xp.asarray(gaussian_kernel(sig[ax], o), dtype=xp.float32)
+               for ax in range(3) for o in range(3)}
+
     def g(a: Any, axis: int, order: int) -> Any:
-        return ndi.gaussian_filter1d(a, sig[axis], axis=axis, order=order, mode="nearest",
-                                     truncate=2.5)
+        return ndi.correlate1d(a, kernels[(axis, order)], axis=axis, mode="nearest")
 
     def norm(order: tuple[int, int, int]) -> float:
         scale = s_mm * s_mm
