@@ -23,8 +23,8 @@ from readerapp.volume import CTVolume
 pytestmark = pytest.mark.realdata
 
 #: Volume tolerance for inserted lesions (relative): their surface voxels share a 5 mm slice
-#: with lung, so each slice's partial volume decides them (measured errors 2-9 %).
-INSERTED_VOLUME_TOLERANCE = 0.2
+#: with lung, so each slice's partial volume decides them (1.4, measured: 1-11 %).
+INSERTED_VOLUME_TOLERANCE = 0.1
 
 
 @lru_cache(maxsize=2)
@@ -265,3 +265,26 @@ def test_inserted_consolidated_back_over_the_whole_height_is_kept(chest_ct_dir):
     assert (lab2[cons] == Label.CONSOLIDATION).mean() >= 0.7
     outside = (lab2 > 0) & ~lung
     assert outside.sum() * vol.voxel_volume_ml < 100.0  # mL
+
+
+@pytest.mark.parametrize("thin", [False, True], ids=["5mm", "1.25mm"])
+def test_inserted_lesions_without_halo(chest_ct_dir, thin):
+    """Six spheres (ground glass and consolidation, 8-15 mm) inserted deep in the lungs, on the
+    scan's own 5 mm slices and on a 1.25 mm version of it: recovered within 10 % on average,
+    none grossly over-grown (1.3 grew them 12-42 % through the vessels touching them)."""
+    from readerapp.bench_accuracy import inserted_errors, thin_version
+
+    vol = load(str(chest_ct_dir))
+    r = inserted_errors(thin_version(vol) if thin else vol, seed=3 if thin else 11)
+    assert r["mean_abs_error_pct"] <= 10.0, r
+    assert r["max_abs_error_pct"] <= 15.0, r
+    assert all(row["dice"] >= 0.9 for row in r["lesions"]), r
+
+
+def test_no_lesion_in_the_hila_of_a_scan_without_hilar_disease(chest_ct_dir):
+    from readerapp.bench_accuracy import hilar_lesion_ml, thin_version
+
+    vol = load(str(chest_ct_dir))
+    for v in (vol, thin_version(vol)):
+        r = hilar_lesion_ml(v)
+        assert r["hila_ml"] is not None and r["hila_ml"] <= 3.0, r
