@@ -179,7 +179,7 @@ class ClassicalSegmenter:
                     warnings.append(
                         f"airway growing leaked even at {aw.threshold_hu:.0f} HU; "
                         "check the airway exclusion")
-            airway_excl = airway_exclusion(ndi, airway_lumen, grid, p.airway_wall_mm)
+            airway_excl = airway_exclusion(xp, ndi, airway_lumen, grid, p.airway_wall_mm)
         with timer.stage("lung", 0.35):
             air = ba.internal_air & ~airway_excl
             lung_air, w = lung_components(xp, ndi, air, grid, superior_high, p.lung_min_ml)
@@ -205,7 +205,7 @@ class ClassicalSegmenter:
                 hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm, z_closing_mm=p.z_closing_mm,
                 hull_min_lateral_fraction=p.hull_min_lateral_fraction,
                 outer_tolerance_mm=p.outer_tolerance_mm, far_across_mm=p.far_across_mm,
-                chest_wall=cage)
+                chest_wall=cage, superior_high=superior_high)
             lung_c &= ~airway_excl & ~pad & ba.body
             lo, hi = sorted(side_ml.values())
             if hi > 0 and lo < 0.1 * hi:
