@@ -1,4 +1,4 @@
-"""The completed lung mask's additions pruned of what no lung looks like (new in 1.5).
+"""The completed lung mask's additions pruned of what no lung looks like.
 
 Completion (closing, hole filling, hull, closing along z, chest wall) adds dense tissue that the
 aerated lung's outline says was lung. Three shapes it can leave are not lung, and each was seen
