@@ -28,25 +28,24 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
-from ._grid import STRUCT_2D, STRUCT_3D, Grid, bbox, opening
+from ._grid import STRUCT_2D, STRUCT_3D, Grid, bbox, dilate, opening
 
 
 def enclosed_pieces(xp: Any, ndi: Any, added: Any, mask: Any) -> tuple[Any, Any, int]:
     """2-D pieces of ``added`` (labelled per slice) and which of them ``mask`` rings in-plane:
-    every in-plane neighbour of the piece (3 x 3) lies in ``mask``. Returns (labels, bool per
-    label, count)."""
+    every in-plane neighbour of the piece (3 x 3) lies in ``mask``, and the piece does not
+    touch the slice's edge (what lies beyond is unknown). Returns (labels, bool per label,
+    count)."""
     lab, n = ndi.label(added, structure=STRUCT_2D)
     if n == 0:
         return lab, xp.zeros(1, dtype=bool), 0
-    lab = lab.astype(xp.int32)
-    near = ndi.maximum_filter(lab, size=(1, 3, 3), mode="constant", cval=0)
-    # a piece touching the slice's edge is not ringed (what lies beyond is unknown)
-    edge = xp.zeros(mask.shape, dtype=bool)
-    edge[:, 0, :] = edge[:, -1, :] = True
-    edge[:, :, 0] = edge[:, :, -1] = True
-    leak = ((~mask) & (near > 0)) | (edge & (lab > 0))
-    open_ = xp.bincount(xp.where(leak, xp.maximum(near, lab), 0).ravel(), minlength=n + 1)
-    ringed = open_ == 0
+    leaky = added & dilate(ndi, ~mask, (1, 3, 3))
+    for ax in (1, 2):
+        for i in (0, -1):
+            idx: list[Any] = [slice(None)] * 3
+            idx[ax] = i
+            leaky[tuple(idx)] |= added[tuple(idx)]
+    ringed = xp.bincount(lab[leaky], minlength=n + 1) == 0
     ringed[0] = False
     return lab, ringed, n
 
@@ -60,13 +59,13 @@ def drop_domes(xp: Any, ndi: Any, mask: Any, aerated: Any, superior_high: bool,
     added = mask & ~aerated
     if not bool(added.any()):
         return mask
-    box = bbox(xp, added)
+    box = bbox(xp, added, (0, 1, 1))
     assert box is not None
-    z0, z1 = box[0].start, box[0].stop
-    out = mask.copy()
-    lab, ringed, n = enclosed_pieces(xp, ndi, added[z0:z1], mask[z0:z1])
+    z0, ys, xs = box[0].start, box[1], box[2]
+    lab, ringed, n = enclosed_pieces(xp, ndi, added[box], mask[box])
     if n == 0 or not bool(ringed.any()):
         return mask
+    out = mask.copy()
     sizes = xp.bincount(lab.ravel(), minlength=n + 1)
     zs = np.flatnonzero(to_numpy(xp.any(ringed[lab], axis=(1, 2))))
     order = zs if superior_high else zs[::-1]  # inferior first
@@ -75,13 +74,14 @@ def drop_domes(xp: Any, ndi: Any, mask: Any, aerated: Any, superior_high: bool,
     for k in order:
         z = int(k) + z0
         zb = z + step
-        below = out[zb] if 0 <= zb < nz else xp.zeros_like(out[z])
         lz = lab[k]
-        on = xp.bincount(lz[below].ravel(), minlength=n + 1)
-        weak = ringed & (on < min_support * sizes)
-        drop = weak[lz]
+        if 0 <= zb < nz:
+            on = xp.bincount(lz[out[zb, ys, xs]], minlength=n + 1)
+        else:
+            on = xp.zeros(n + 1, dtype=sizes.dtype)
+        drop = (ringed & (on < min_support * sizes))[lz]
         if bool(drop.any()):
-            out[z] &= ~drop
+            out[z, ys, xs] &= ~drop
     return out
 
 
