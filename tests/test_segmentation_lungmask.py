@@ -97,6 +97,19 @@ def test_dome_ringed_by_the_lung_base_is_dropped_a_lesion_is_not(superior_high):
     assert out[lesion].all() and out[aerated].all()
 
 
+def test_a_lesion_in_the_scan_s_lowest_slices_is_kept():
+    """A scan that ends above the lung base: a consolidation inside the lung reaching its
+    lowest slice has nothing under it in the image, which says nothing: it stays."""
+    shape = (6, 60, 60)
+    yy, xx = np.mgrid[:60, :60]
+    aerated = np.broadcast_to((yy - 30) ** 2 + (xx - 30) ** 2 <= 20 ** 2, shape).copy()
+    lesion = np.zeros(shape, bool)
+    lesion[:4] = (yy - 30) ** 2 + (xx - 30) ** 2 <= 8 ** 2
+    aerated &= ~lesion
+    out = prune_additions(np, sndi, aerated | lesion, aerated, _thin_grid(shape), True)
+    assert out[lesion].all()
+
+
 def dome_in_lung_base(shape: tuple[int, int, int] = (120, 192, 192),
                       spacing: tuple[float, float, float] = (1.6, 1.6, 1.25),
                       seed: int = 1) -> tuple[CTVolume, np.ndarray, np.ndarray]:

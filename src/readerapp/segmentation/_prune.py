@@ -55,7 +55,8 @@ def drop_domes(xp: Any, ndi: Any, mask: Any, aerated: Any, superior_high: bool,
     """``mask`` without the added pieces it rings in-plane that have less than ``min_support``
     of their area on mask in the slice below; swept from the inferior end upwards, so every
     slice of a dome loses its support in turn (the slice under its lowest ringed slice is the
-    organ, not lung)."""
+    organ, not lung). A piece in the scan's lowest slice is kept: what lies under it is
+    unknown."""
     added = mask & ~aerated
     if not bool(added.any()):
         return mask
@@ -75,10 +76,9 @@ def drop_domes(xp: Any, ndi: Any, mask: Any, aerated: Any, superior_high: bool,
         z = int(k) + z0
         zb = z + step
         lz = lab[k]
-        if 0 <= zb < nz:
-            on = xp.bincount(lz[out[zb, ys, xs]], minlength=n + 1)
-        else:
-            on = xp.zeros(n + 1, dtype=sizes.dtype)
+        if not 0 <= zb < nz:
+            continue  # the scan ends under it: what lies below is unknown
+        on = xp.bincount(lz[out[zb, ys, xs]], minlength=n + 1)
         drop = (ringed & (on < min_support * sizes))[lz]
         if bool(drop.any()):
             out[z, ys, xs] &= ~drop
