@@ -232,3 +232,41 @@ def test_density_accumulator_xp_path(fake_cupy, monkeypatch):
     np.testing.assert_array_equal(acc.table.counts, ref.counts)
     np.testing.assert_array_equal(acc.table.hu_sums, ref.hu_sums)
     np.testing.assert_array_equal(acc.table.fine, ref.fine)
+
+
+def test_lung_mask_pruning_and_round_airway_wall_xp_path():
+    """The pruning (``_prune``: ringed dome caps swept slice by slice, thin lines, single-slice
+    pieces, islands) and the ball-shaped airway wall on the CuPy-shaped path: same masks."""
+    from readerapp.segmentation._airway import airway_exclusion
+    from readerapp.segmentation._grid import Grid
+    from readerapp.segmentation._prune import prune_additions
+
+    xp, ndi = make_fake_cupy(), make_fake_ndimage()
+    nz = 12
+    yy, xx = np.mgrid[:60, :100]
+    aerated = np.zeros((nz, 60, 100), bool)
+    added = np.zeros_like(aerated)
+    for z in range(nz):
+        ring = (yy - 30) ** 2 + (xx - 25) ** 2 <= 20 ** 2
+        if z >= 4:
+            aerated[z] |= ring
+        if 4 <= z < 8:
+            added[z] |= (yy - 30) ** 2 + (xx - 25) ** 2 <= (12 - z) ** 2 * 2  # a dome's cap
+        aerated[z] |= (yy - 30) ** 2 + (xx - 75) ** 2 <= 20 ** 2
+        if 3 <= z < 8:
+            added[z] |= (yy - 30) ** 2 + (xx - 75) ** 2 <= 8 ** 2  # a lesion inside lung
+    added[:, 30, 96:99] = True  # a thin line beside the right lung
+    added[5, 2:8, 40:50] = True  # a single-slice island
+    aerated &= ~added
+    mask = aerated | added
+    grid = Grid((1, 1, 1), mask.shape, (1.25, 1.5, 1.5))
+    want = prune_additions(np, sndi, mask, aerated, grid, True)
+    got = prune_additions(xp, ndi, xp.asarray(mask), xp.asarray(aerated), grid, True)
+    assert isinstance(got, DeviceArray)
+    assert np.array_equal(np.asarray(got.get()), want)
+    assert want.sum() < mask.sum()  # something was pruned
+    lumen = np.zeros_like(mask)
+    lumen[3:9, 28:33, 20:30] = True
+    want_w = airway_exclusion(np, sndi, lumen, grid, 2.5)
+    got_w = airway_exclusion(xp, ndi, xp.asarray(lumen), grid, 2.5)
+    assert np.array_equal(np.asarray(got_w.get()), want_w)

@@ -260,3 +260,29 @@ def opening_round(xp: Any, ndi: Any, mask: Any, radius_vox: int, rz_vox: int) ->
     for _ in range(q):
         out = _cross_step(xp, out, grow=True)
     return dilate(ndi, out, box)
+
+
+def ball(spacing_zyx: tuple[float, float, float], radius_mm: float) -> np.ndarray:
+    """Host bool structuring element: the voxels whose centre lies within ``radius_mm`` of the
+    centre (anisotropic spacing), the radius rounded up by half an in-plane voxel as
+    :meth:`Grid.voxels` rounds, so a wall of 2.5 mm on a 1.4 mm grid reaches two voxels along
+    the axes but not into the box's corners."""
+    sz, sy, sx = spacing_zyx
+    reach = radius_mm + 0.5 * min(sy, sx)
+    r = [int(reach // s) for s in spacing_zyx]
+    zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
+    return np.asarray((zz * sz) ** 2 + (yy * sy) ** 2 + (xx * sx) ** 2 <= reach ** 2 + 1e-9)
+
+
+def dilate_ball(xp: Any, ndi: Any, mask: Any, grid: Grid, radius_mm: float) -> Any:
+    """Binary dilation by a :func:`ball` of ``radius_mm``: a round wall, where a box dilation
+    cuts rectangular notches (its corners reach 1.4-1.7 times as far as its sides). Runs on
+    the mask's bounding box (a small mask such as the airway costs little)."""
+    st = ball(grid.spacing_zyx, radius_mm)
+    r = tuple(n // 2 for n in st.shape)
+    box = bbox(xp, mask, r)  # type: ignore[arg-type]
+    out = xp.zeros_like(mask)
+    if box is None:
+        return out
+    out[box] = ndi.binary_dilation(mask[box], structure=xp.asarray(st))
+    return out

@@ -16,6 +16,7 @@ from ._chestwall import chest_wall_additions
 from ._depth import BodyDepth, keep_outer_additions
 from ._grid import STRUCT_3D, Grid, bbox, closing, dilate, erode, holes_2d
 from ._hull import complete_side
+from ._prune import prune_additions
 
 
 def lung_components(xp: Any, ndi: Any, air: Any, grid: Grid, superior_high: bool,
@@ -188,6 +189,8 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
                    outer_tolerance_mm: float = 0.0,
                    far_across_mm: float = 25.0,
                    chest_wall: dict[str, float] | None = None,
+                   superior_high: bool | None = None,
+                   prune: dict[str, float] | None = None,
                    ) -> tuple[Any, dict[str, float], dict[str, Any]]:
     """Closing + hole filling per lung, hull completion, then a closing along z.
 
@@ -202,6 +205,11 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
     ``chest_wall`` (keyword arguments of ``_chestwall.chest_wall_additions``; None: off) then
     adds the soft tissue between each lung and its rib cage (a lung's whole back consolidated),
     under the same chest-wall-side rule.
+
+    Last, the additions are pruned (``_prune``): a dome's cap ringed by the lung base (needs
+    ``superior_high``; None skips that rule), lines one coarse voxel thin, single-slice pieces
+    on thin slices, islands without aerated lung; ``prune`` holds the keyword arguments of
+    ``_prune.prune_additions``.
 
     Returns the mask, the two sides' air-like volumes (mL) and per side the chest wall
     completion's figures (wall thickness used, slices and mL added).
@@ -257,6 +265,7 @@ def complete_lungs(xp: Any, ndi: Any, lung: Any, c: Any, body: Any, midline_x: f
             cw_info[name] = _chest_wall(xp, ndi, out, box, s, c, body, lateral_sign, grid, depth,
                                         ring, outer_tolerance_mm, hole_max_mm2 / px_mm2,
                                         chest_wall)
+    out = prune_additions(xp, ndi, out, lung, grid, superior_high, **(prune or {}))
     return out, vols, cw_info
 
 

@@ -74,6 +74,11 @@ class ClassicalParameters:
     outer_tolerance_mm: float = 0.0
     #: Closing along z: dense lung with lung within this distance above and below is kept.
     z_closing_mm: float = 25.0
+    #: Pruning of the completed mask (``_prune``): an added piece the lung rings in-plane needs
+    #: mask under this share of it in the slice below (an organ's dome has none); an addition
+    #: one slice thick goes where slices are thinner than ``single_slice_max_mm``.
+    ringed_min_support: float = 0.5
+    single_slice_max_mm: float = 3.0
     #: Chest-wall-bounded completion (``_chestwall``, new in 1.3): soft tissue between a lung
     #: and its rib cage is lung where the cage lies further out than the chest wall's own
     #: thickness (lower quartile of the lung-to-bone distance around the lung, at least
@@ -179,7 +184,7 @@ class ClassicalSegmenter:
                     warnings.append(
                         f"airway growing leaked even at {aw.threshold_hu:.0f} HU; "
                         "check the airway exclusion")
-            airway_excl = airway_exclusion(ndi, airway_lumen, grid, p.airway_wall_mm)
+            airway_excl = airway_exclusion(xp, ndi, airway_lumen, grid, p.airway_wall_mm)
         with timer.stage("lung", 0.35):
             air = ba.internal_air & ~airway_excl
             lung_air, w = lung_components(xp, ndi, air, grid, superior_high, p.lung_min_ml)
@@ -205,7 +210,9 @@ class ClassicalSegmenter:
                 hull_max_hu=p.hull_max_hu, pleura_mm=p.pleura_mm, z_closing_mm=p.z_closing_mm,
                 hull_min_lateral_fraction=p.hull_min_lateral_fraction,
                 outer_tolerance_mm=p.outer_tolerance_mm, far_across_mm=p.far_across_mm,
-                chest_wall=cage)
+                chest_wall=cage, superior_high=superior_high,
+                prune={"min_support": p.ringed_min_support,
+                       "max_single_mm": p.single_slice_max_mm})
             lung_c &= ~airway_excl & ~pad & ba.body
             lo, hi = sorted(side_ml.values())
             if hi > 0 and lo < 0.1 * hi:
