@@ -2,8 +2,11 @@
 
 ``study create``, ``study import``, ``user add``, ``worklist``, ``read submit``, ``adjudicate``,
 ``export`` and ``audit verify|export``. Every command takes ``--db URL`` (an SQLite path or a
-database URL; default: the program settings' database, else the study in the user's data folder) and reads passwords from stdin, one per
-line, so imaging managers can script a study; at a terminal they are asked for without echo.
+database URL; default: the program settings' database, else the study in the user's data folder)
+or ``--server URL`` (a study server, ``readerapp server run``: the same command, output and exit
+codes, with no database credentials or study files on this machine), and reads passwords from
+stdin, one per line, so imaging managers can script a study; at a terminal they are asked for
+without echo. ``study migrate`` is the administrator's schema migration.
 Handlers import the study package lazily so ``readerapp --help`` stays fast.
 """
 
@@ -22,11 +25,17 @@ DB_HELP = ("study database: an SQLite file path or a URL such as postgresql+psyc
 VERIFY_FAILED = 3
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, *, server: bool = True) -> None:
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--storage", metavar="DIR",
                    help="the study's file folder (default: NAME_files beside an SQLite file; "
                    "for a server database, or set READERAPP_STUDY_STORAGE)")
+    if server:
+        p.add_argument("--server", metavar="URL",
+                       help="a study server (https://host:port, readerapp server run) instead of --db "
+                       "(default: the program settings' study server, if set)")
+        p.add_argument("--server-ca", metavar="PEM",
+                       help="CA certificate that signed the study server's certificate (default: the system's)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,6 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.add_argument("--admin", default="admin", metavar="NAME", help="administrator's user name (default: admin)")
     _common(i)
     i.set_defaults(func=run_study_import)
+    mg = st_sub.add_parser(
+        "migrate", help="bring a study database's schema up to date (administrator, with the owner's URL)",
+        description="Run the schema migrations on a study database (clients never do it as they open "
+        "it, except a local SQLite file). On PostgreSQL, --grant-to ROLE then lets the study server's "
+        "own role read and write the study but only add to the audit trail (UPDATE/DELETE revoked).")
+    mg.add_argument("--db", metavar="URL", required=True, help=DB_HELP)
+    mg.add_argument("--grant-to", metavar="ROLE", help="the study server's database role (PostgreSQL)")
+    mg.set_defaults(func=run_study_migrate)
     win = st_sub.add_parser("window", help="open the workstation in study mode (log-in, worklist, signing, adjudication)")
     _common(win)
     win.set_defaults(func=run_study_window)
@@ -165,15 +182,19 @@ def study_location(db: str | None, storage: str | None) -> tuple[str, str | None
 
 
 def _service(args: argparse.Namespace):
-    from ..study.service import StudyService
+    """The one place that picks the backend: a study server (``--server``, or the settings' study
+    server when no ``--db`` is given) or the local study service."""
+    from ..server import open_study
 
-    return StudyService(*study_location(args.db, args.storage))
+    server = getattr(args, "server", None)
+    if server is None and not args.db and not args.storage:
+        from ..settings import load_settings
 
-
-def _shown_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+        server = getattr(load_settings(), "study_server", "") or None
+    if server:
+        return open_study(server=server, db=args.db, storage=args.storage,
+                          cafile=getattr(args, "server_ca", None))
+    return open_study(*study_location(args.db, args.storage))
 
 
 def _login(svc: Any, name: str, pw: _Passwords) -> Any:
@@ -210,7 +231,7 @@ def run_study_create(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     svc = _service(args)
     svc.create_study(cfg)
-    print(f"created study {cfg.name!r} in {_shown_url(svc.db.url)}; files in {svc.storage}")
+    print(f"created study {cfg.name!r} in {svc.describe()}")
     print("next: add the first user, an administrator: readerapp user add --name admin --role admin")
     return 0
 
@@ -251,17 +272,19 @@ def run_study_links(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_study_migrate(args: argparse.Namespace) -> int:
+    from ..study.db import migrate
+
+    for line in migrate(args.db, grant_to=args.grant_to):
+        print(line)
+    return 0
+
+
 def run_user_add(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select
-
-    from ..study.models import User
-
     svc = _service(args)
     pw = _Passwords()
     new_password = pw.get(f"new password for {args.name}: ")
-    with svc.db.transaction() as s:
-        first = not s.scalar(select(func.count()).select_from(User))
-    actor = None if first else _login(svc, args.admin, pw)
+    actor = None if not svc.has_users() else _login(svc, args.admin, pw)
     svc.add_user(actor, args.name, args.role, new_password)
     print(f"added {args.role} {args.name}")
     return 0

@@ -69,8 +69,9 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         storage: str | os.PathLike[str] | None = None,
         *,
         clock: Callable[[], dt.datetime] = utc_clock,
+        migrate: bool | None = None,
     ):
-        self.db = Database(db, storage)
+        self.db = Database(db, storage, migrate=migrate)
         self.clock = clock
         self._config: StudyConfig | None = None
 
@@ -99,7 +100,18 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         self._config = config
         log.info("study created")
 
+    def describe(self) -> str:
+        """Where this study lives, for messages (the database URL without its password, the folder)."""
+        from sqlalchemy.engine import make_url
+
+        return f"{make_url(self.db.url).render_as_string(hide_password=True)}; files in {self.storage}"
+
     # --- users and log-in ----------------------------------------------------------------
+    def has_users(self) -> bool:
+        """Whether the study has any user yet (the first one needs no administrator's log-in)."""
+        with self.db.transaction() as s:
+            return bool(s.scalar(select(func.count()).select_from(User)))
+
     def add_user(self, actor: Actor | None, name: str, role: str | Role, password: str) -> int:
         """Create a user. The very first user needs no actor and must be an administrator."""
         role = parse_role(role) if isinstance(role, str) else role

@@ -1,0 +1,529 @@
+"""The study server's HTTP interface (FastAPI): every request authenticated, every rule checked here.
+
+Each endpoint resolves the bearer token to the :class:`~readerapp.study.auth.Actor` the server made
+at log-in (clients never make actors) and calls the :class:`StudyService`, which checks the role;
+the service's errors become HTTP statuses (401 not logged in or expired, 403 not allowed, 409
+state, 400 bad input) with the error's class name, so the client raises the same error and the
+commands keep their messages and exit codes. Endpoints are plain functions (FastAPI runs them in
+its thread pool); only the upload body is read asynchronously.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from ..errors import ReaderAppError
+from ..fileio import sha256_file
+from ..study import errors as study_errors
+from ..study.auth import Actor, Role, require, utc_clock
+from ..study.errors import (
+    AuthenticationError,
+    SessionExpiredError,
+    StudyError,
+    StudyPermissionError,
+    StudyStateError,
+)
+from ..study.models import Case, Read
+from ..study.reading import ReadInfo
+from ..study.service import StudyService
+
+log = logging.getLogger(__name__)
+
+#: A token's absolute lifetime (the study's inactivity time ends it sooner when idle).
+TOKEN_LIFETIME = dt.timedelta(hours=12)
+#: Largest upload accepted (a scan tree for import, a label map).
+MAX_UPLOAD_BYTES = 64 * 1024**3
+API = "/api"
+
+
+@dataclass
+class _Session:
+    actor: Actor
+    expires: dt.datetime
+
+
+@dataclass
+class _Upload:
+    owner: int
+    path: Path
+    size: int
+    sha256: str
+    suffix: str
+
+
+class Sessions:
+    """Bearer tokens of logged-in users (in memory: a server restart logs everyone out)."""
+
+    def __init__(self, clock: Callable[[], dt.datetime], lifetime: dt.timedelta):
+        self.clock = clock
+        self.lifetime = lifetime
+        self._by_token: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+
+    def add(self, actor: Actor) -> tuple[str, dt.datetime]:
+        token = secrets.token_urlsafe(32)
+        expires = self.clock() + self.lifetime
+        with self._lock:
+            self._by_token[_digest(token)] = _Session(actor, expires)
+        return token, expires
+
+    def actor(self, authorization: str | None) -> Actor:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthenticationError("not logged in: log in to the study server first")
+        key = _digest(authorization.removeprefix("Bearer ").strip())
+        with self._lock:
+            sess = self._by_token.get(key)
+            if sess is not None and (sess.actor.expired() or self.clock() >= sess.expires):
+                del self._by_token[key]
+                raise SessionExpiredError(f"the log-in of {sess.actor.name} has expired; log in again")
+        if sess is None:
+            raise SessionExpiredError("the log-in is not (or no longer) valid; log in again")
+        sess.actor.touch()
+        return sess.actor
+
+    def drop(self, authorization: str | None) -> None:
+        if authorization and authorization.startswith("Bearer "):
+            with self._lock:
+                self._by_token.pop(_digest(authorization.removeprefix("Bearer ").strip()), None)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- request bodies --------------------------------------------------------------------------
+class LoginBody(BaseModel):
+    name: str
+    password: str
+
+
+class PasswordBody(BaseModel):
+    password: str
+
+
+class StudyBody(BaseModel):
+    config_json: str
+
+
+class UserBody(BaseModel):
+    name: str
+    role: str
+    password: str
+
+
+class ActiveBody(BaseModel):
+    active: bool
+    reason: str
+
+
+class UploadBody(BaseModel):
+    size: int
+    sha256: str
+    suffix: str = ""
+
+
+class ReadBody(BaseModel):
+    case: str
+    upload: str | None = None
+    form: Any = None
+    source: str = "corrected"
+    reason: str | None = None
+
+
+class AdjudicateBody(BaseModel):
+    password: str
+    reason: str
+    choose: int | None = None
+    based_on: int | None = None
+    upload: str | None = None
+    form: Any = None
+
+
+class ImportBody(BaseModel):
+    upload: str
+    kind: str  # "folder" or "manifest"
+
+
+class ExportBody(BaseModel):
+    randomization_csv: str | None = None
+    dicom: bool = True
+    dicom_cases: list[str] | None = None
+
+
+_STATUS = (
+    (study_errors.AuthenticationError, 401),
+    (study_errors.StudyPermissionError, 403),
+    (study_errors.StudyStateError, 409),
+)
+
+
+def read_json(info: ReadInfo) -> dict[str, Any]:
+    """A read as the client receives it (no server paths)."""
+    d = asdict(info)
+    for k in ("folder", "labels_path"):
+        d.pop(k)
+    return d
+
+
+def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_clock,
+               token_lifetime: dt.timedelta = TOKEN_LIFETIME) -> FastAPI:
+    """The study server's application for one open study."""
+    app = FastAPI(title="ReaderApp study server", docs_url=None, redoc_url=None, openapi_url=None)
+    sessions = Sessions(clock, token_lifetime)
+    work = service.storage / ".server"
+    uploads: dict[str, _Upload] = {}
+    exports: dict[str, tuple[int, Path]] = {}
+    lock = threading.Lock()
+
+    @app.exception_handler(ReaderAppError)
+    def _error(_request: Request, exc: ReaderAppError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
+
+    def actor(authorization: str | None = Header(default=None)) -> Actor:
+        return sessions.actor(authorization)
+
+    def maybe_actor(authorization: str | None = Header(default=None)) -> Actor | None:
+        return None if authorization is None else sessions.actor(authorization)
+
+    # --- log-in ------------------------------------------------------------------------------
+    @app.post(f"{API}/login")
+    def login(body: LoginBody) -> dict[str, Any]:
+        a = service.login(body.name, body.password)
+        token, expires = sessions.add(a)
+        return {"token": token, "expires": expires.isoformat(), "user_id": a.user_id, "name": a.name,
+                "role": a.role.value, "timeout_s": a.timeout.total_seconds()}
+
+    @app.post(f"{API}/logout")
+    def logout(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        sessions.drop(authorization)
+        return {}
+
+    @app.post(f"{API}/reauth")
+    def reauth(body: PasswordBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        service.reauthenticate(a, body.password)
+        return {}
+
+    # --- the study and users -------------------------------------------------------------------
+    @app.get(f"{API}/study")
+    def study() -> dict[str, Any]:  # the rules of the study: nothing identifying
+        return {"config_json": service.config.to_json()}
+
+    @app.get(f"{API}/status")
+    def status() -> dict[str, Any]:
+        return {"has_users": service.has_users()}
+
+    @app.post(f"{API}/study")
+    def create_study(body: StudyBody, a: Actor | None = Depends(maybe_actor)) -> dict[str, Any]:
+        from ..study.config import StudyConfig
+
+        service.create_study(StudyConfig.from_json(body.config_json), a)
+        return {}
+
+    @app.post(f"{API}/users")
+    def add_user(body: UserBody, a: Actor | None = Depends(maybe_actor)) -> dict[str, Any]:
+        return {"id": service.add_user(a, body.name, body.role, body.password)}
+
+    @app.get(f"{API}/users")
+    def users(a: Actor = Depends(actor)) -> list[Any]:
+        return [list(u) for u in service.users(a)]
+
+    @app.post(f"{API}/users/{{name}}/active")
+    def set_active(name: str, body: ActiveBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        service.set_user_active(a, name, body.active, body.reason)
+        return {}
+
+    # --- worklists and cases ---------------------------------------------------------------
+    def readable(a: Actor) -> set[str]:
+        """Codes a reader may open: his worklist less the cases two other readers already hold."""
+        with service.db.transaction() as s:
+            taken: dict[int, set[int]] = {}
+            for r in s.scalars(select(Read).where(Read.kind == "read")):
+                taken.setdefault(r.case_id, set()).add(r.reader_id)
+            return {c.code for c in s.scalars(select(Case))
+                    if a.user_id in taken.get(c.id, set()) or len(taken.get(c.id, set())) < 2}
+
+    @app.get(f"{API}/worklist")
+    def worklist(a: Actor = Depends(actor)) -> list[dict[str, Any]]:
+        entries = service.worklist(a)
+        ok = readable(a)
+        return [asdict(e) for e in entries if e.code in ok]
+
+    def case_files(a: Actor, code: str) -> tuple[Path, list[list[str]]]:
+        folder = service.case_folder(a, code)  # checks the role (and an adjudicator's cases)
+        if a.role is Role.READER and code not in readable(a):
+            raise StudyPermissionError(f"case {code} is not on your worklist")
+        with service.db.transaction() as s:
+            case = s.scalar(select(Case).where(Case.code == code))
+            assert case is not None
+            return folder, json.loads(case.files_json)
+
+    @app.get(f"{API}/cases/{{code}}/files")
+    def case_file_list(code: str, a: Actor = Depends(actor)) -> list[dict[str, Any]]:
+        folder, files = case_files(a, code)
+        return [{"name": n, "sha256": h, "size": (folder / n).stat().st_size} for n, h in files]
+
+    @app.get(f"{API}/cases/{{code}}/files/{{name}}")
+    def case_file(code: str, name: str, a: Actor = Depends(actor)) -> FileResponse:
+        folder, files = case_files(a, code)
+        digest = dict((n, h) for n, h in files).get(name)
+        if digest is None:
+            raise StudyPermissionError(f"case {code} has no file {name!r}")
+        return FileResponse(folder / name, headers={"X-SHA256": digest}, media_type="application/dicom")
+
+    # --- uploads (resumable: POST, then PUT chunks at offsets; GET tells the offset) ---------
+    def upload_of(a: Actor, uid: str) -> _Upload:
+        up = uploads.get(uid)
+        if up is None or up.owner != a.user_id:
+            raise StudyPermissionError("no such upload of yours")
+        return up
+
+    def finished(a: Actor, uid: str) -> Path:
+        up = upload_of(a, uid)
+        if not up.path.is_file() or up.path.stat().st_size != up.size:
+            raise StudyStateError("the upload is incomplete; resume it")
+        if sha256_file(up.path) != up.sha256:
+            raise StudyError("the upload does not match its SHA-256; send it again")
+        return up.path
+
+    def discard(uid: str | None) -> None:
+        up = uploads.pop(uid, None) if uid else None
+        if up is not None:
+            shutil.rmtree(up.path.parent, ignore_errors=True)
+
+    @app.post(f"{API}/uploads")
+    def new_upload(body: UploadBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        a.touch()
+        if not 0 <= body.size <= MAX_UPLOAD_BYTES or len(body.sha256) != 64:
+            raise StudyError("an upload needs its size and SHA-256")
+        suffix = body.suffix if body.suffix in ("", ".nii", ".nii.gz", ".nrrd", ".npy", ".tar") else ""
+        uid = secrets.token_urlsafe(16)
+        folder = work / "uploads" / uid
+        folder.mkdir(parents=True)
+        path = folder / ("data" + suffix)
+        path.touch()
+        with lock:
+            uploads[uid] = _Upload(a.user_id, path, body.size, body.sha256.lower(), suffix)
+        return {"id": uid, "offset": 0}
+
+    @app.get(f"{API}/uploads/{{uid}}")
+    def upload_state(uid: str, a: Actor = Depends(actor)) -> dict[str, Any]:
+        up = upload_of(a, uid)
+        return {"id": uid, "offset": up.path.stat().st_size, "size": up.size}
+
+    @app.put(f"{API}/uploads/{{uid}}")
+    async def upload_chunk(uid: str, request: Request, offset: int,
+                           authorization: str | None = Header(default=None)) -> JSONResponse:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            a = await run_in_threadpool(sessions.actor, authorization)
+            up = upload_of(a, uid)
+        except ReaderAppError as exc:
+            return _error(request, exc)
+        have = up.path.stat().st_size
+        if offset != have:
+            return JSONResponse({"error": "StudyStateError", "detail": f"upload is at offset {have}",
+                                 "offset": have}, status_code=409)
+        with up.path.open("ab") as f:
+            async for chunk in request.stream():
+                if have + len(chunk) > up.size:
+                    f.truncate(have)
+                    return JSONResponse({"error": "StudyError", "detail": "more data than announced"},
+                                        status_code=400)
+                f.write(chunk)
+                have += len(chunk)
+        return JSONResponse({"id": uid, "offset": have})
+
+    def labels_arg(a: Actor, uid: str | None) -> Any:
+        if uid is None:
+            return None
+        path = finished(a, uid)
+        if path.suffix == ".npy":
+            import numpy as np
+
+            return np.load(path, allow_pickle=False)
+        return path
+
+    # --- reads ---------------------------------------------------------------------------------
+    @app.post(f"{API}/reads")
+    def save_read(body: ReadBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        if body.upload is None:
+            raise StudyError("a read needs its label map")
+        try:
+            info = service.save_read(a, body.case, labels_arg(a, body.upload), body.form,
+                                     source=body.source, reason=body.reason)
+        finally:
+            discard(body.upload)
+        return read_json(info)
+
+    @app.post(f"{API}/reads/{{read_id}}/sign")
+    def sign_read(read_id: int, body: PasswordBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        return read_json(service.sign_read(a, read_id, body.password))
+
+    @app.get(f"{API}/reads/{{read_id}}")
+    def get_read(read_id: int, a: Actor = Depends(actor)) -> dict[str, Any]:
+        return read_json(service.get_read(a, read_id))
+
+    @app.get(f"{API}/reads/{{read_id}}/labels")
+    def read_labels(read_id: int, a: Actor = Depends(actor)) -> FileResponse:
+        info = service.get_read(a, read_id)
+        return FileResponse(info.labels_path, headers={"X-SHA256": info.labels_sha256},
+                            media_type="application/gzip")
+
+    @app.get(f"{API}/cases/{{code}}/my-reads")
+    def my_reads(code: str, a: Actor = Depends(actor)) -> list[dict[str, Any]]:
+        return [read_json(i) for i in service.my_reads(a, code)]
+
+    # --- adjudication -----------------------------------------------------------------------
+    @app.get(f"{API}/adjudication")
+    def adjudication_worklist(a: Actor = Depends(actor)) -> list[dict[str, Any]]:
+        return [asdict(e) for e in service.adjudication_worklist(a)]
+
+    @app.get(f"{API}/adjudication/{{code}}")
+    def adjudication_view(code: str, a: Actor = Depends(actor)) -> dict[str, Any]:
+        v = service.adjudication_view(a, code)
+        return {"code": v.code, "needs_fibrosis": v.needs_fibrosis, "reasons": list(v.reasons),
+                "read_a": read_json(v.read_a), "read_b": read_json(v.read_b),
+                "differences": {k: list(p) for k, p in v.differences.items()}}
+
+    @app.post(f"{API}/adjudication/{{code}}")
+    def adjudicate(code: str, body: AdjudicateBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        try:
+            info = service.adjudicate(a, code, body.password, body.reason, choose=body.choose,
+                                      based_on=body.based_on, labels=labels_arg(a, body.upload),
+                                      form=body.form)
+        finally:
+            discard(body.upload)
+        return read_json(info)
+
+    # --- administrator and statistician ----------------------------------------------------
+    @app.post(f"{API}/import")
+    def import_scans(body: ImportBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        require(a, Role.ADMIN, action="importing scans")
+        tar = finished(a, body.upload)
+        dest = tar.parent / "tree"
+        try:
+            with tarfile.open(tar) as tf:
+                tf.extractall(dest, filter="data")
+            if body.kind == "manifest":
+                codes = service.import_manifest(a, dest / "manifest.csv")
+            else:
+                codes = service.import_folder(a, dest / "root")
+        finally:
+            discard(body.upload)
+        return {"codes": codes}
+
+    @app.get(f"{API}/links")
+    def links(a: Actor = Depends(actor)) -> list[dict[str, str]]:
+        return service.case_links(a)
+
+    @app.post(f"{API}/export")
+    def export(body: ExportBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        require(a, Role.STATISTICIAN, action="exporting")
+        eid = secrets.token_urlsafe(16)
+        folder = work / "exports" / eid
+        folder.mkdir(parents=True)
+        rand = None
+        if body.randomization_csv is not None:
+            rand = folder / "randomization.csv"
+            rand.write_text(body.randomization_csv, encoding="utf-8")
+        out = folder / "out"
+        res = service.export(a, out, rand, dicom=body.dicom, dicom_cases=body.dicom_cases)
+        tar = folder / "export.tar"
+        with tarfile.open(tar, "w") as tf:
+            tf.add(out, arcname=".")
+        with lock:
+            exports[eid] = (a.user_id, tar)
+        shutil.rmtree(out, ignore_errors=True)
+        return {"id": eid, "size": tar.stat().st_size, "sha256": sha256_file(tar), "rows": res.rows,
+                "csv": res.csv_path.relative_to(out).as_posix(),
+                "dicom_files": [p.relative_to(out).as_posix() for p in res.dicom_files],
+                "problems": list(res.problems)}
+
+    @app.get(f"{API}/exports/{{eid}}")
+    def export_file(eid: str, a: Actor = Depends(actor)) -> FileResponse:
+        owner, tar = exports.get(eid, (-1, Path()))
+        if owner != a.user_id:
+            raise StudyPermissionError("no such export of yours")
+        return FileResponse(tar, media_type="application/x-tar")
+
+    @app.delete(f"{API}/exports/{{eid}}")
+    def export_done(eid: str, a: Actor = Depends(actor)) -> dict[str, Any]:
+        owner, tar = exports.get(eid, (-1, Path()))
+        if owner != a.user_id:
+            raise StudyPermissionError("no such export of yours")
+        with lock:
+            exports.pop(eid, None)
+        shutil.rmtree(tar.parent, ignore_errors=True)
+        return {}
+
+    # --- audit ---------------------------------------------------------------------------------
+    @app.get(f"{API}/audit/verify")
+    def audit_verify() -> dict[str, Any]:
+        rep = service.audit_verify()
+        return {"records": rep.records, "problems": list(rep.problems)}
+
+    @app.post(f"{API}/audit/export")
+    def audit_export(a: Actor = Depends(actor)) -> dict[str, Any]:
+        require(a, Role.ADMIN, action="exporting the audit trail")
+        with tempfile.TemporaryDirectory(dir=_mkdir(work)) as tmp:
+            path = Path(tmp) / "audit.csv"
+            n = service.audit_export(a, path)
+            return {"records": n, "csv": path.read_text(encoding="utf-8")}
+
+    return app
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(db: str, storage: str | os.PathLike[str] | None, host: str = "127.0.0.1", port: int = 8443,
+          tls_cert: str | None = None, tls_key: str | None = None,
+          token_lifetime: dt.timedelta = TOKEN_LIFETIME) -> None:
+    """Open the study (never migrating it) and serve it until interrupted."""
+    import uvicorn
+
+    if bool(tls_cert) != bool(tls_key):
+        raise StudyError("give both --tls-cert and --tls-key (or neither, on the loopback address only)")
+    if not tls_cert:
+        if not is_loopback(host):
+            raise StudyError(f"refusing to serve the study on {host} without TLS: give --tls-cert and "
+                             "--tls-key (plain HTTP is allowed on 127.0.0.1 only)")
+        log.warning("serving plain HTTP on %s: only for this machine; use --tls-cert/--tls-key for a network",
+                    host)
+    service = StudyService(db, storage, migrate=False)
+    app = create_app(service, token_lifetime=token_lifetime)
+    uvicorn.run(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                log_level="warning", access_log=False)

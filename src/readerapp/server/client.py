@@ -1,0 +1,382 @@
+"""A study on a study server, behind the methods of :class:`~readerapp.study.service.StudyService`.
+
+The commands and the study window call the same methods (``login``, ``worklist``, ``case_folder``,
+``save_read``, ``sign_read``, ...) on either backend. Here each becomes an HTTPS request with the
+user's bearer token; the server checks every rule. Case files and reads are downloaded into a local
+cache with resumable ranged requests and checked against their SHA-256; label maps and scan trees
+are uploaded in chunks at offsets that resume after a dropped connection. Errors come back as the
+same :mod:`readerapp.study.errors` classes the local service raises.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from .. import errors as core_errors
+from ..fileio import sha256_file
+from ..study import errors as study_errors
+from ..study.auth import Actor, Role
+from ..study.config import StudyConfig
+from ..study.errors import SessionExpiredError, StudyError
+from ..study.export import ExportResult
+from ..study.reading import AdjudicationEntry, AdjudicationView, ReadInfo
+from ..study.service import WorklistEntry
+
+CHUNK = 8 * 1024 * 1024
+RETRIES = 5
+#: Progress callback: (bytes done, bytes in all).
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RemoteActor(Actor):
+    """A user logged in to a study server: the server's token and the server's view of the role
+    (the server checks it on every request; the client keeps it only to choose what to show)."""
+
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class RemoteVerifyReport:
+    records: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class StudyClient:
+    """One study server (``https://host:port``; ``http://`` only for a loopback address)."""
+
+    def __init__(self, url: str, *, cafile: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                 timeout: float = 600.0, transport: httpx.BaseTransport | None = None):
+        self.url = url.rstrip("/")
+        verify: Any = cafile if cafile else True
+        self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout, transport=transport)
+        if cache_dir is None:
+            from ..settings import data_dir
+
+            key = hashlib.sha256(self.url.encode()).hexdigest()[:12]
+            cache_dir = data_dir() / "server-cache" / key
+        self.cache = Path(cache_dir)
+        self._config: StudyConfig | None = None
+
+    def describe(self) -> str:
+        return f"the study server {self.url}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _headers(self, actor: Actor | None) -> dict[str, str]:
+        if actor is None:
+            return {}
+        if not isinstance(actor, RemoteActor) or not actor.token:
+            raise SessionExpiredError("not logged in to the study server")
+        return {"Authorization": f"Bearer {actor.token}"}
+
+    def _request(self, method: str, path: str, actor: Actor | None = None, **kw: Any) -> httpx.Response:
+        headers = {**self._headers(actor), **kw.pop("headers", {})}
+        try:
+            r = self.http.request(method, "/api" + path, headers=headers, **kw)
+        except httpx.HTTPError as exc:
+            raise StudyError(f"cannot reach the study server {self.url}: {exc}") from exc
+        if r.status_code >= 400:
+            raise _error(r)
+        return r
+
+    def _json(self, method: str, path: str, actor: Actor | None = None, **kw: Any) -> Any:
+        return self._request(method, path, actor, **kw).json()
+
+    def _download(self, actor: Actor, path: str, dest: Path, sha256: str | None = None,
+                  progress: Progress | None = None) -> Path:
+        """GET into ``dest``, resuming a partial ``.part`` file with a Range request; checked by SHA-256."""
+        if dest.is_file() and sha256 is not None and sha256_file(dest) == sha256:
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        for attempt in range(RETRIES):
+            have = part.stat().st_size if part.exists() else 0
+            headers = {**self._headers(actor), **({"Range": f"bytes={have}-"} if have else {})}
+            try:
+                with self.http.stream("GET", "/api" + path, headers=headers) as r:
+                    if r.status_code == 416:
+                        pass  # the part file is already complete
+                    elif r.status_code in (200, 206):
+                        if r.status_code == 200:
+                            have = 0
+                        sha256 = sha256 or r.headers.get("X-SHA256")
+                        total = have + int(r.headers.get("Content-Length", 0))
+                        with part.open("ab" if have else "wb") as f:
+                            for chunk in r.iter_bytes(CHUNK):
+                                f.write(chunk)
+                                have += len(chunk)
+                                if progress:
+                                    progress(have, total)
+                    else:
+                        r.read()
+                        raise _error(r)
+                break
+            except httpx.TransportError as exc:
+                if attempt == RETRIES - 1:
+                    raise StudyError(f"cannot download from the study server {self.url}: {exc}") from exc
+        if sha256 is not None and sha256_file(part) != sha256:
+            part.unlink()
+            raise StudyError(f"{dest.name}: the download does not match its SHA-256; try again")
+        part.replace(dest)
+        return dest
+
+    def _upload(self, actor: Actor, path: Path, suffix: str, progress: Progress | None = None) -> str:
+        """Send a file in chunks; after a dropped connection ask the server's offset and go on."""
+        size, sha = path.stat().st_size, sha256_file(path)
+        uid = self._json("POST", "/uploads", actor, json={"size": size, "sha256": sha, "suffix": suffix})["id"]
+        offset, failures = 0, 0
+        with path.open("rb") as f:
+            while offset < size:
+                f.seek(offset)
+                chunk = f.read(CHUNK)
+                try:
+                    r = self.http.put(f"/api/uploads/{uid}", params={"offset": offset}, content=chunk,
+                                      headers=self._headers(actor))
+                except httpx.TransportError as exc:
+                    failures += 1
+                    if failures >= RETRIES:
+                        raise StudyError(f"cannot upload to the study server {self.url}: {exc}") from exc
+                    offset = self._json("GET", f"/uploads/{uid}", actor)["offset"]
+                    continue
+                if r.status_code == 409 and "offset" in r.json():
+                    offset = int(r.json()["offset"])
+                    continue
+                if r.status_code >= 400:
+                    raise _error(r)
+                offset = int(r.json()["offset"])
+                if progress:
+                    progress(offset, size)
+        return uid
+
+    def _labels_upload(self, actor: Actor, labels: Any) -> str:
+        if isinstance(labels, np.ndarray):
+            with tempfile.TemporaryDirectory() as tmp:
+                p = Path(tmp) / "labels.npy"
+                np.save(p, labels, allow_pickle=False)
+                return self._upload(actor, p, ".npy")
+        p = Path(labels)
+        if not p.is_file():
+            raise study_errors.ImportDataError(f"{p}: no such label map")
+        name = p.name.lower()
+        suffix = next((s for s in (".nii.gz", ".nii", ".nrrd") if name.endswith(s)), "")
+        return self._upload(actor, p, suffix)
+
+    def _read_info(self, d: dict[str, Any]) -> ReadInfo:
+        folder = self.cache / "reads" / str(d["id"])
+        return ReadInfo(folder=folder, labels_path=folder / "labels.nii.gz", **d)
+
+    def _fetched(self, actor: Actor, info: ReadInfo) -> ReadInfo:
+        self._download(actor, f"/reads/{info.id}/labels", info.labels_path, info.labels_sha256)
+        return info
+
+    # --- the study and users -----------------------------------------------------------------
+    @property
+    def config(self) -> StudyConfig:
+        if self._config is None:
+            self._config = StudyConfig.from_json(self._json("GET", "/study")["config_json"])
+        return self._config
+
+    def create_study(self, config: StudyConfig, actor: Actor | None = None) -> None:
+        self._json("POST", "/study", actor, json={"config_json": config.to_json()})
+        self._config = config
+
+    def has_users(self) -> bool:
+        return bool(self._json("GET", "/status")["has_users"])
+
+    def add_user(self, actor: Actor | None, name: str, role: str | Role, password: str) -> int:
+        return int(self._json("POST", "/users", actor, json={"name": name, "role": str(role), "password": password})["id"])
+
+    def set_user_active(self, actor: Actor, name: str, active: bool, reason: str) -> None:
+        self._json("POST", f"/users/{name}/active", actor, json={"active": active, "reason": reason})
+
+    def users(self, actor: Actor) -> list[tuple[str, str, bool]]:
+        return [tuple(u) for u in self._json("GET", "/users", actor)]  # type: ignore[misc]
+
+    def login(self, name: str, password: str) -> RemoteActor:
+        d = self._json("POST", "/login", json={"name": name, "password": password})
+        return RemoteActor(user_id=d["user_id"], name=d["name"], role=Role(d["role"]),
+                           timeout=dt.timedelta(seconds=d["timeout_s"]), token=d["token"])
+
+    def reauthenticate(self, actor: Actor, password: str) -> None:
+        self._json("POST", "/reauth", actor, json={"password": password})
+
+    def logout(self, actor: Actor) -> None:
+        if isinstance(actor, RemoteActor) and actor.token:
+            self._json("POST", "/logout", actor)
+        actor.logout()
+
+    # --- worklists, cases, reads ----------------------------------------------------------------
+    def worklist(self, actor: Actor) -> list[WorklistEntry]:
+        return [WorklistEntry(**e) for e in self._json("GET", "/worklist", actor)]
+
+    def case_folder(self, actor: Actor, code: str, progress: Progress | None = None) -> Path:
+        """Download the case's de-identified files (resuming, checked) into the local cache."""
+        files = self._json("GET", f"/cases/{code}/files", actor)
+        folder = self.cache / "cases" / code
+        total = sum(int(f["size"]) for f in files)
+        done = 0
+        for f in files:
+            self._download(actor, f"/cases/{code}/files/{f['name']}", folder / f["name"], f["sha256"])
+            done += int(f["size"])
+            if progress:
+                progress(done, total)
+        return folder
+
+    def case_volume(self, actor: Actor, code: str) -> Any:
+        from ..io.dicom import load_series
+
+        [vol] = load_series([self.case_folder(actor, code)])
+        return vol
+
+    def save_read(self, actor: Actor, code: str, labels: Any, form: Any = None, *,
+                  source: str = "corrected", reason: str | None = None) -> ReadInfo:
+        uid = self._labels_upload(actor, labels)
+        form_d = form.to_dict() if hasattr(form, "to_dict") else form
+        return self._read_info(self._json("POST", "/reads", actor, json={
+            "case": code, "upload": uid, "form": form_d, "source": source, "reason": reason}))
+
+    def sign_read(self, actor: Actor, read_id: int, password: str) -> ReadInfo:
+        return self._read_info(self._json("POST", f"/reads/{read_id}/sign", actor, json={"password": password}))
+
+    def submit_read(self, actor: Actor, code: str, labels: Any, form: Any, password: str, *,
+                    reason: str | None = None, source: str = "corrected") -> ReadInfo:
+        info = self.save_read(actor, code, labels, form, source=source, reason=reason)
+        return self.sign_read(actor, info.id, password)
+
+    def get_read(self, actor: Actor, read_id: int) -> ReadInfo:
+        return self._fetched(actor, self._read_info(self._json("GET", f"/reads/{read_id}", actor)))
+
+    def my_reads(self, actor: Actor, code: str) -> list[ReadInfo]:
+        return [self._fetched(actor, self._read_info(d)) for d in self._json("GET", f"/cases/{code}/my-reads", actor)]
+
+    # --- adjudication ---------------------------------------------------------------------------
+    def adjudication_worklist(self, actor: Actor) -> list[AdjudicationEntry]:
+        return [AdjudicationEntry(e["code"], e["status"], tuple(e["reasons"]))
+                for e in self._json("GET", "/adjudication", actor)]
+
+    def adjudication_view(self, actor: Actor, code: str) -> AdjudicationView:
+        d = self._json("GET", f"/adjudication/{code}", actor)
+        return AdjudicationView(
+            code=d["code"], needs_fibrosis=d["needs_fibrosis"], reasons=tuple(d["reasons"]),
+            read_a=self._fetched(actor, self._read_info(d["read_a"])),
+            read_b=self._fetched(actor, self._read_info(d["read_b"])),
+            differences={k: (v[0], v[1]) for k, v in d["differences"].items()},
+        )
+
+    def adjudicate(self, actor: Actor, code: str, password: str, reason: str, *, choose: int | None = None,
+                   based_on: int | None = None, labels: Any = None, form: Any = None) -> ReadInfo:
+        uid = None if labels is None else self._labels_upload(actor, labels)
+        form_d = form.to_dict() if hasattr(form, "to_dict") else form
+        return self._read_info(self._json("POST", f"/adjudication/{code}", actor, json={
+            "password": password, "reason": reason, "choose": choose, "based_on": based_on,
+            "upload": uid, "form": form_d}))
+
+    # --- administrator and statistician ---------------------------------------------------------
+    def _import_tar(self, actor: Actor, kind: str, fill: Callable[[tarfile.TarFile], None]) -> list[str]:
+        with tempfile.TemporaryDirectory() as tmp:
+            tar = Path(tmp) / "import.tar"
+            with tarfile.open(tar, "w") as tf:
+                fill(tf)
+            uid = self._upload(actor, tar, ".tar")
+        return list(self._json("POST", "/import", actor, json={"upload": uid, "kind": kind})["codes"])
+
+    def import_folder(self, actor: Actor, root: str | Path) -> list[str]:
+        r = Path(root)
+        if not r.is_dir():
+            raise study_errors.ImportDataError(f"{r} is not a folder")
+        return self._import_tar(actor, "folder", lambda tf: tf.add(r, arcname="root"))
+
+    def import_manifest(self, actor: Actor, manifest: str | Path) -> list[str]:
+        """Send the manifest's folders (as f1, f2, ...) with a manifest naming them."""
+        from ..study.importer import parse_manifest
+
+        entries = parse_manifest(manifest)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["subject", "visit", "folder", "acquisition_date"])
+        for i, e in enumerate(entries, 1):
+            if not e.folder.is_dir():
+                raise study_errors.ImportDataError(f"{manifest}: {e.folder} is not a folder")
+            w.writerow([e.subject, e.visit, f"f{i}", e.acquisition_date or ""])
+        data = buf.getvalue().encode()
+
+        def fill(tf: tarfile.TarFile) -> None:
+            info = tarfile.TarInfo("manifest.csv")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+            for i, e in enumerate(entries, 1):
+                tf.add(e.folder, arcname=f"f{i}")
+
+        return self._import_tar(actor, "manifest", fill)
+
+    def case_links(self, actor: Actor) -> list[dict[str, str]]:
+        return list(self._json("GET", "/links", actor))
+
+    def export(self, actor: Actor, out_dir: str | os.PathLike[str], randomization: str | os.PathLike[str] | None = None,
+               *, dicom: bool = True, dicom_cases: Any = None) -> ExportResult:
+        """Run the export on the server, then download it (resuming, checked) into ``out_dir``."""
+        rand = None
+        if randomization is not None:
+            try:
+                rand = Path(randomization).read_text(encoding="utf-8-sig")
+            except OSError as exc:
+                raise study_errors.ImportDataError(f"{randomization}: cannot read ({exc.strerror})") from exc
+        d = self._json("POST", "/export", actor, json={
+            "randomization_csv": rand, "dicom": dicom,
+            "dicom_cases": None if dicom_cases is None else list(dicom_cases)})
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            tar = self._download(actor, f"/exports/{d['id']}", Path(tmp) / "export.tar", d["sha256"])
+            with tarfile.open(tar) as tf:
+                tf.extractall(out, filter="data")
+        self._json("DELETE", f"/exports/{d['id']}", actor)
+        return ExportResult(folder=out, csv_path=out / d["csv"], rows=d["rows"],
+                            dicom_files=[out / p for p in d["dicom_files"]], problems=list(d["problems"]))
+
+    def audit_verify(self) -> RemoteVerifyReport:
+        d = self._json("GET", "/audit/verify")
+        return RemoteVerifyReport(records=d["records"], problems=list(d["problems"]))
+
+    def audit_export(self, actor: Actor, path: str | os.PathLike[str]) -> int:
+        d = self._json("POST", "/audit/export", actor)
+        Path(path).write_text(d["csv"], encoding="utf-8")
+        return int(d["records"])
+
+
+def _error(r: httpx.Response) -> Exception:
+    """The study error the server raised (same class, same message)."""
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    name, detail = body.get("error", ""), body.get("detail", "")
+    if not isinstance(detail, str):
+        detail = json.dumps(detail)
+    cls = getattr(study_errors, name, None) or getattr(core_errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, core_errors.ReaderAppError)):
+        cls = StudyError
+    if r.status_code == 401 and not issubclass(cls, study_errors.AuthenticationError):
+        cls = study_errors.AuthenticationError
+    return cls(detail or f"the study server answered {r.status_code} {r.reason_phrase}")
