@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import shutil
+import threading
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -152,6 +153,11 @@ class ReadingMixin(ServiceBase):
         return vols[0]
 
     def _case_volume(self, case: Case) -> CTVolume:
+        # One lock per service: a study server calls this from many threads at once.
+        with self.__dict__.setdefault("_volumes_lock", threading.Lock()):
+            return self._case_volume_locked(case)
+
+    def _case_volume_locked(self, case: Case) -> CTVolume:
         cache = self.__dict__.setdefault("_volumes", OrderedDict())
         if case.code in cache:
             cache.move_to_end(case.code)
