@@ -92,6 +92,12 @@ class Settings:
     database_url: str = ""
     #: The study's shared file folder, for a server database (SQLite keeps its files beside it).
     study_storage: str = ""
+    #: A study server (``https://host:port``, ``readerapp server run``): when set, the study
+    #: window and the study commands log in there with the user's own name and password and
+    #: need no database URL or study folder on this machine.
+    study_server: str = ""
+    #: CA certificate (PEM) that signed the study server's certificate; empty: the system's.
+    study_server_ca: str = ""
     #: Where retrieved series are staged before import; empty: ``<data dir>/pacs-staging``.
     staging_dir: str = ""
     #: Our own AE title (calling AE, and the C-MOVE destination the PACS must know).

@@ -186,14 +186,14 @@ def _service(args: argparse.Namespace):
     server when no ``--db`` is given) or the local study service."""
     from ..server import open_study
 
-    server = getattr(args, "server", None)
+    server, cafile = getattr(args, "server", None), getattr(args, "server_ca", None)
     if server is None and not args.db and not args.storage:
         from ..settings import load_settings
 
-        server = getattr(load_settings(), "study_server", "") or None
+        settings = load_settings()
+        server, cafile = settings.study_server or None, cafile or settings.study_server_ca or None
     if server:
-        return open_study(server=server, db=args.db, storage=args.storage,
-                          cafile=getattr(args, "server_ca", None))
+        return open_study(server=server, db=args.db, storage=args.storage, cafile=cafile)
     return open_study(*study_location(args.db, args.storage))
 
 
