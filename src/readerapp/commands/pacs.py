@@ -73,6 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--admin", default="admin", help="study administrator's user name (default admin)")
     r.add_argument("--db", metavar="URL", help="study database (default: from the settings)")
     r.add_argument("--storage", metavar="DIR", help="study file folder (default: from the settings)")
+    r.add_argument("--server", metavar="URL", help="a study server instead of --db (default: from the settings)")
+    r.add_argument("--server-ca", metavar="PEM", help="CA certificate of the study server")
     r.add_argument("--keep-staging", action="store_true", help="keep the identifiable staged copy")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run_retrieve)
@@ -101,6 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="with --case: only this one of the final reads (a concordant case has two)")
     sr.add_argument("--db", metavar="URL", help="with --case: study database (default: from the settings)")
     sr.add_argument("--storage", metavar="DIR", help="with --case: study file folder (default: from the settings)")
+    sr.add_argument("--server", metavar="URL", help="with --case: a study server instead of --db")
+    sr.add_argument("--server-ca", metavar="PEM", help="CA certificate of the study server")
     sr.add_argument("--study", dest="study_uid", default="", metavar="UID",
                     help="original StudyInstanceUID (without --case)")
     sr.add_argument("--series", dest="series_uid", default="", metavar="UID",
@@ -240,10 +244,9 @@ def run_retrieve(args: argparse.Namespace) -> int:
     dest = Path(args.dest) if args.dest else settings.effective_staging_dir()
     service = actor = None
     if args.subject:  # log in before the transfer, so a wrong password costs nothing
-        from ..study.service import StudyService
-        from .study import study_location
+        from .study import _service
 
-        service = StudyService(*study_location(args.db, args.storage))
+        service = _service(args)  # the local study or the study server, as the study commands
         actor = service.login(args.admin, _read_secret(f"password for {args.admin}: "))
     from ..pacs import open_client
 
@@ -295,15 +298,14 @@ def _case_reads(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
     """(service, actor, case original, reads to send) for ``send-read --case``."""
     from ..errors import PacsError
     from ..pacs.pull import ReadToSend
-    from ..study.service import StudyService
-    from .study import study_location
+    from .study import _service
 
     if args.read or args.study_uid or args.series_uid:
         raise PacsError("send-read --case takes the read and the original UIDs from the study: "
                         "give neither READ nor --study/--series")
     if not args.user:
         raise PacsError("send-read --case needs --user NAME (an administrator or the statistician)")
-    service = StudyService(*study_location(args.db, args.storage))
+    service = _service(args)
     actor = service.login(args.user, _read_secret(f"password for {args.user}: "))
     orig = service.case_original(actor, args.case, need_final=True)
     finals = list(orig.final_reads)

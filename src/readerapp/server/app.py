@@ -41,6 +41,7 @@ from ..study.errors import (
     StudyPermissionError,
     StudyStateError,
 )
+from ..study.importer import ImportEntry
 from ..study.models import Case, Read
 from ..study.reading import ReadInfo
 from ..study.service import StudyService
@@ -269,11 +270,13 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
 
     def case_files(a: Actor, code: str) -> tuple[Path, list[list[str]]]:
         folder = service.case_folder(a, code)  # checks the role (and an adjudicator's cases)
-        if a.role is Role.READER and code not in readable(a):
-            raise StudyPermissionError(f"case {code} is not on your worklist")
         with service.db.transaction() as s:
             case = s.scalar(select(Case).where(Case.code == code))
             assert case is not None
+            if a.role is Role.READER:
+                holders = set(s.scalars(select(Read.reader_id).where(Read.case_id == case.id, Read.kind == "read")))
+                if a.user_id not in holders and len(holders) >= 2:
+                    raise StudyPermissionError(f"case {code} is not on your worklist")
             return folder, json.loads(case.files_json)
 
     @app.get(f"{API}/cases/{{code}}/files")
@@ -288,6 +291,26 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
         if digest is None:
             raise StudyPermissionError(f"case {code} has no file {name!r}")
         return FileResponse(folder / name, headers={"X-SHA256": digest}, media_type="application/dicom")
+
+    archive_lock = threading.Lock()
+
+    @app.get(f"{API}/cases/{{code}}/archive")
+    def case_archive(code: str, a: Actor = Depends(actor)) -> FileResponse:
+        """Every file of a case in one tar (built once, then served with Range for resuming)."""
+        folder, files = case_files(a, code)
+        tar = work / "case-archives" / f"{code}.tar"
+        sha_file = tar.with_suffix(".sha256")
+        with archive_lock:
+            if not sha_file.is_file():
+                tar.parent.mkdir(parents=True, exist_ok=True)
+                tmp = tar.with_suffix(".tmp")
+                with tarfile.open(tmp, "w") as tf:
+                    for name, _digest in files:
+                        tf.add(folder / name, arcname=name)
+                tmp.replace(tar)
+                sha_file.write_text(sha256_file(tar), encoding="ascii")
+        return FileResponse(tar, headers={"X-SHA256": sha_file.read_text(encoding="ascii").strip()},
+                            media_type="application/x-tar")
 
     # --- uploads (resumable: POST, then PUT chunks at offsets; GET tells the offset) ---------
     def upload_of(a: Actor, uid: str) -> _Upload:
@@ -424,13 +447,60 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
         try:
             with tarfile.open(tar) as tf:
                 tf.extractall(dest, filter="data")
-            if body.kind == "manifest":
+            if body.kind == "entries":
+                rows = json.loads((dest / "entries.json").read_text(encoding="utf-8"))
+                codes = service.import_entries(a, [
+                    ImportEntry(r["subject"], r["visit"], dest / r["folder"], r.get("acquisition_date"))
+                    for r in rows])
+            elif body.kind == "manifest":
                 codes = service.import_manifest(a, dest / "manifest.csv")
             else:
                 codes = service.import_folder(a, dest / "root")
         finally:
             discard(body.upload)
         return {"codes": codes}
+
+    @app.get(f"{API}/originals")
+    def originals(codes: str | None = None, a: Actor = Depends(actor)) -> list[dict[str, Any]]:
+        """Original UIDs and final reads (administrator, statistician): for the PACS send-back."""
+        wanted = None if codes is None else [c for c in codes.split(",") if c]
+        out = []
+        for o in service.case_originals(a, wanted):
+            d = asdict(o)
+            d["final_reads"] = [{k: v for k, v in asdict(r).items() if k not in ("folder", "labels_path")}
+                                for r in o.final_reads]
+            out.append(d)
+        return out
+
+    @app.get(f"{API}/originals/{{code}}/reads/{{read_id}}/labels")
+    def final_labels(code: str, read_id: int, a: Actor = Depends(actor)) -> FileResponse:
+        [orig] = service.case_originals(a, [code])
+        for r in orig.final_reads:
+            if r.read_id == read_id:
+                return FileResponse(r.labels_path, headers={"X-SHA256": sha256_file(r.labels_path)},
+                                    media_type="application/gzip")
+        raise StudyPermissionError(f"read {read_id} is not a final read of case {code}")
+
+    class PacsExportBody(BaseModel):
+        code: str
+        node: str
+        read_ids: list[int]
+        upload: str
+        referenced_series_uid: str
+
+    @app.post(f"{API}/pacs-exports")
+    def pacs_export(body: PacsExportBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        require(a, Role.ADMIN, Role.STATISTICIAN, action="sending reads to a PACS")
+        tar = finished(a, body.upload)
+        dest = tar.parent / "sent"
+        try:
+            with tarfile.open(tar) as tf:
+                tf.extractall(dest, filter="data")
+            files = sorted(p for p in dest.rglob("*") if p.is_file())
+            service.record_pacs_export(a, body.code, body.node, body.read_ids, files, body.referenced_series_uid)
+        finally:
+            discard(body.upload)
+        return {"files": len(files)}
 
     @app.get(f"{API}/links")
     def links(a: Actor = Depends(actor)) -> list[dict[str, str]]:

@@ -10,7 +10,6 @@ same :mod:`readerapp.study.errors` classes the local service raises.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -33,6 +32,7 @@ from ..study.auth import Actor, Role
 from ..study.config import StudyConfig
 from ..study.errors import SessionExpiredError, StudyError
 from ..study.export import ExportResult
+from ..study.originals import CaseOriginal, FinalRead
 from ..study.reading import AdjudicationEntry, AdjudicationView, ReadInfo
 from ..study.service import WorklistEntry
 
@@ -231,16 +231,24 @@ class StudyClient:
         return [WorklistEntry(**e) for e in self._json("GET", "/worklist", actor)]
 
     def case_folder(self, actor: Actor, code: str, progress: Progress | None = None) -> Path:
-        """Download the case's de-identified files (resuming, checked) into the local cache."""
+        """Download the case's de-identified files (one archive, resuming, checked by SHA-256,
+        then each file checked against the study's own hash) into the local cache."""
         files = self._json("GET", f"/cases/{code}/files", actor)
         folder = self.cache / "cases" / code
-        total = sum(int(f["size"]) for f in files)
-        done = 0
-        for f in files:
-            self._download(actor, f"/cases/{code}/files/{f['name']}", folder / f["name"], f["sha256"])
-            done += int(f["size"])
-            if progress:
-                progress(done, total)
+
+        def complete() -> bool:
+            return all((folder / f["name"]).is_file() and sha256_file(folder / f["name"]) == f["sha256"]
+                       for f in files)
+
+        if folder.is_dir() and complete():
+            return folder
+        archive = self.cache / "cases" / f"{code}.tar"
+        self._download(actor, f"/cases/{code}/archive", archive, progress=progress)
+        with tarfile.open(archive) as tf:
+            tf.extractall(folder, filter="data")
+        archive.unlink()
+        if not complete():
+            raise StudyError(f"case {code}: the downloaded files do not match the study's checksums; try again")
         return folder
 
     def case_volume(self, actor: Actor, code: str) -> Any:
@@ -308,27 +316,64 @@ class StudyClient:
         return self._import_tar(actor, "folder", lambda tf: tf.add(r, arcname="root"))
 
     def import_manifest(self, actor: Actor, manifest: str | Path) -> list[str]:
-        """Send the manifest's folders (as f1, f2, ...) with a manifest naming them."""
         from ..study.importer import parse_manifest
 
-        entries = parse_manifest(manifest)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["subject", "visit", "folder", "acquisition_date"])
+        return self.import_entries(actor, parse_manifest(manifest))
+
+    def import_entries(self, actor: Actor, entries: list[Any]) -> list[str]:
+        """Send each entry's folder (as f1, f2, ...) with the list of subjects and visits; the
+        server imports all or nothing."""
+        rows = []
         for i, e in enumerate(entries, 1):
-            if not e.folder.is_dir():
-                raise study_errors.ImportDataError(f"{manifest}: {e.folder} is not a folder")
-            w.writerow([e.subject, e.visit, f"f{i}", e.acquisition_date or ""])
-        data = buf.getvalue().encode()
+            if not Path(e.folder).is_dir():
+                raise study_errors.ImportDataError(f"{e.folder} is not a folder")
+            rows.append({"subject": e.subject, "visit": e.visit, "folder": f"f{i}",
+                         "acquisition_date": e.acquisition_date})
+        data = json.dumps(rows).encode()
 
         def fill(tf: tarfile.TarFile) -> None:
-            info = tarfile.TarInfo("manifest.csv")
+            info = tarfile.TarInfo("entries.json")
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
             for i, e in enumerate(entries, 1):
                 tf.add(e.folder, arcname=f"f{i}")
 
-        return self._import_tar(actor, "manifest", fill)
+        return self._import_tar(actor, "entries", fill)
+
+    # --- the site's side: originals and PACS send-back -------------------------------------------
+    def case_originals(self, actor: Actor, codes: Any = None) -> list[CaseOriginal]:
+        """Original UIDs and final reads; each final read's label map downloaded (checked)."""
+        params = {} if codes is None else {"codes": ",".join(codes)}
+        out = []
+        for d in self._json("GET", "/originals", actor, params=params):
+            finals = []
+            for r in d.pop("final_reads"):
+                folder = self.cache / "finals" / str(r["read_id"])
+                labels = self._download(actor, f"/originals/{d['code']}/reads/{r['read_id']}/labels",
+                                        folder / "labels.nii.gz")
+                finals.append(FinalRead(folder=folder, labels_path=labels, **r))
+            out.append(CaseOriginal(final_reads=tuple(finals), **d))
+        return out
+
+    def case_original(self, actor: Actor, code: str, *, need_final: bool = False) -> CaseOriginal:
+        [orig] = self.case_originals(actor, [code])
+        if need_final and not orig.final_reads:
+            raise study_errors.StudyStateError(
+                f"case {code} has no final read yet (status {orig.status}): both reads must be signed "
+                "and concordant, or the case adjudicated")
+        return orig
+
+    def record_pacs_export(self, actor: Actor, code: str, node: str, read_ids: Any, files: Any,
+                           referenced_series_uid: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            tar = Path(tmp) / "sent.tar"
+            with tarfile.open(tar, "w") as tf:
+                for i, f in enumerate(files):
+                    tf.add(f, arcname=f"{i:04d}_{Path(f).name}")
+            uid = self._upload(actor, tar, ".tar")
+        self._json("POST", "/pacs-exports", actor, json={
+            "code": code, "node": node, "read_ids": [int(r) for r in read_ids], "upload": uid,
+            "referenced_series_uid": referenced_series_uid})
 
     def case_links(self, actor: Actor) -> list[dict[str, str]]:
         return list(self._json("GET", "/links", actor))
