@@ -203,6 +203,7 @@ def test_blinded_workflow_through_the_server(pg_server, raw_study: kit.RawStudy,
         client.sign_read(a, spare.id, "not-my-password")
     a = client.login("reader_a", PASSWORDS["reader_a"])
     assert client.get_read(a, spare.id).status == "draft"
+    assert client.my_reads(a, code0)[-1].labels_path.is_file()
 
     # --- adjudication and export through the command line --------------------------------------
     rc, out, err = cli(["worklist", *s, "--user", "adj", "--json"], PASSWORDS["adj"])
@@ -217,6 +218,16 @@ def test_blinded_workflow_through_the_server(pg_server, raw_study: kit.RawStudy,
     assert rc == 0, err
     assert kit.check_export(wf, wf.export_dir / "endpoints.csv") > 0
     assert list(wf.export_dir.rglob("*.dcm"))
+    # the site's send-back to the PACS: originals and final reads through the server, recorded there
+    st = client.login("stat", PASSWORDS["stat"])
+    orig = client.case_original(st, wf.discordant_code, need_final=True)
+    [final] = orig.final_reads
+    assert final.read_id == ra and final.labels_path.is_file()
+    assert orig.subject == kit.DISCORDANT[0]
+    sent = sorted(folder.glob("*.dcm"))[:2]
+    client.record_pacs_export(st, wf.discordant_code, "main", [ra], sent, orig.original_series_uid)
+    with pytest.raises(StudyPermissionError):
+        client.case_original(a, wf.discordant_code)  # a reader never sees the originals
     rc, out, err = cli(["audit", "verify", *s])
     assert rc == 0 and "audit trail intact" in out, out + err
     rc, out, err = cli(["audit", "export", *s, "--user", "admin", "--out", str(tmp_path / "audit.csv")],

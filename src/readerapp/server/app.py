@@ -163,6 +163,14 @@ class ImportBody(BaseModel):
     kind: str  # "folder" or "manifest"
 
 
+class PacsExportBody(BaseModel):
+    code: str
+    node: str
+    read_ids: list[int]
+    upload: str
+    referenced_series_uid: str
+
+
 class ExportBody(BaseModel):
     randomization_csv: str | None = None
     dicom: bool = True
@@ -480,13 +488,6 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
                 return FileResponse(r.labels_path, headers={"X-SHA256": sha256_file(r.labels_path)},
                                     media_type="application/gzip")
         raise StudyPermissionError(f"read {read_id} is not a final read of case {code}")
-
-    class PacsExportBody(BaseModel):
-        code: str
-        node: str
-        read_ids: list[int]
-        upload: str
-        referenced_series_uid: str
 
     @app.post(f"{API}/pacs-exports")
     def pacs_export(body: PacsExportBody, a: Actor = Depends(actor)) -> dict[str, Any]:
