@@ -298,3 +298,23 @@ def test_uploads_resume_at_the_servers_offset(tmp_path: Path) -> None:
     r = client.http.get(f"/api/uploads/{uid}", headers=h)
     assert r.status_code == 401
     assert isinstance(r, httpx.Response)
+
+
+def test_a_hand_made_or_promoted_actor_is_refused_by_the_local_service(tmp_path: Path) -> None:
+    from readerapp.study.auth import Actor
+    from readerapp.study.config import StudyConfig
+    from readerapp.study.service import StudyService
+
+    svc = StudyService(tmp_path / "s.sqlite")
+    svc.create_study(StudyConfig(name="forgery"))
+    svc.add_user(None, "admin", "admin", PASSWORDS["admin"])
+    admin = svc.login("admin", PASSWORDS["admin"])
+    svc.add_user(admin, "reader_a", "reader", PASSWORDS["reader_a"])
+    forged = Actor(user_id=1, name="admin", role=Role.ADMIN, timeout=dt.timedelta(hours=1))
+    with pytest.raises(AuthenticationError, match="logged in with a password"):
+        svc.users(forged)
+    reader = svc.login("reader_a", PASSWORDS["reader_a"])
+    reader.role = Role.ADMIN
+    with pytest.raises(AuthenticationError):
+        svc.users(reader)
+    assert [u[0] for u in svc.users(admin)] == ["admin", "reader_a"]

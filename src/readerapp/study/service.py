@@ -25,6 +25,7 @@ from .auth import (
     Role,
     check_password,
     hash_password,
+    issue,
     parse_role,
     require,
     utc_clock,
@@ -194,14 +195,14 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
                 state.locked_until = None
                 state.last_login_at = now.isoformat()
                 self._audit_event(s, user.id, name, "login", "user", str(user.id))
-                actor = Actor(
+                actor = issue(Actor(
                     user_id=user.id,
                     name=user.name,
                     role=Role(user.role),
                     timeout=dt.timedelta(minutes=sec.inactivity_minutes),
                     clock=self.clock,
                     last_activity=now,
-                )
+                ))
         if failure is not None:
             raise failure
         return actor
