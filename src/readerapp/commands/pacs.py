@@ -295,9 +295,9 @@ def run_send(args: argparse.Namespace) -> int:
 
 
 def _case_reads(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
-    """(service, actor, case original, reads to send) for ``send-read --case``."""
+    """(study backend, actor, case original, reads to send) for ``send-read --case``."""
     from ..errors import PacsError
-    from ..pacs.pull import ReadToSend
+    from ..pacs.study_actions import final_reads_to_send
     from .study import _service
 
     if args.read or args.study_uid or args.series_uid:
@@ -307,14 +307,7 @@ def _case_reads(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
         raise PacsError("send-read --case needs --user NAME (an administrator or the statistician)")
     service = _service(args)
     actor = service.login(args.user, _read_secret(f"password for {args.user}: "))
-    orig = service.case_original(actor, args.case, need_final=True)
-    finals = list(orig.final_reads)
-    if args.read_id is not None:
-        finals = [r for r in finals if r.read_id == args.read_id]
-        if not finals:
-            ids = ", ".join(str(r.read_id) for r in orig.final_reads)
-            raise PacsError(f"read {args.read_id} is not a final read of case {args.case} (final: {ids})")
-    reads = [ReadToSend(f"read{r.read_id}", r.labels_path, r.endpoints, r.read_id) for r in finals]
+    orig, reads = final_reads_to_send(service, actor, args.case, args.read_id)
     return service, actor, orig, reads
 
 
@@ -343,13 +336,16 @@ def run_send_read(args: argparse.Namespace) -> int:
     bar = _progress("send-read", args.quiet)
     try:
         with tempfile.TemporaryDirectory(prefix="readerapp-results-") as tmp:
-            result, files = send_reads(
-                client, reads, study_uid, series_uid, settings.effective_staging_dir(),
-                route=args.route, out_dir=Path(args.out) if args.out else Path(tmp), progress=bar,
-            )
-            if service is not None:
-                service.record_pacs_export(actor, args.case, client.name,
-                                           [int(r.read_id or 0) for r in reads], files, series_uid)
+            out = Path(args.out) if args.out else Path(tmp)
+            if service is not None:  # the study's use case: send, then audit the send
+                from ..pacs.study_actions import send_final_reads
+
+                result = send_final_reads(client, service, actor, args.case, settings.effective_staging_dir(),
+                                          out, prepared=(orig, reads), route=args.route, progress=bar).result
+            else:
+                result, _files = send_reads(client, reads, study_uid, series_uid,
+                                            settings.effective_staging_dir(), route=args.route, out_dir=out,
+                                            progress=bar)
     finally:
         client.close()
         if hasattr(bar, "close"):
