@@ -420,6 +420,12 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
         return FileResponse(info.labels_path, headers={"X-SHA256": info.labels_sha256},
                             media_type="application/gzip")
 
+    @app.get(f"{API}/reads/{{read_id}}/archive")
+    def read_archive(read_id: int, a: Actor = Depends(actor)) -> FileResponse:
+        """The whole read folder (label map, form, endpoints, provenance) as one tar."""
+        info = service.get_read(a, read_id)
+        return _folder_archive(info.folder, work / "read-archives" / f"{read_id}-{info.folder.name}.tar")
+
     @app.get(f"{API}/cases/{{code}}/my-reads")
     def my_reads(code: str, a: Actor = Depends(actor)) -> list[dict[str, Any]]:
         return [read_json(i) for i in service.my_reads(a, code)]
@@ -562,6 +568,23 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
             return {"records": n, "csv": path.read_text(encoding="utf-8")}
 
     return app
+
+
+_ARCHIVE_LOCK = threading.Lock()
+
+
+def _folder_archive(folder: Path, tar: Path) -> FileResponse:
+    """A folder's files as a tar (made once; a read folder never changes), served with Range."""
+    with _ARCHIVE_LOCK:
+        if not tar.is_file():
+            tar.parent.mkdir(parents=True, exist_ok=True)
+            tmp = tar.with_suffix(".tmp")
+            with tarfile.open(tmp, "w") as tf:
+                for p in sorted(folder.iterdir()):
+                    if p.is_file():
+                        tf.add(p, arcname=p.name)
+            tmp.replace(tar)
+    return FileResponse(tar, headers={"X-SHA256": sha256_file(tar)}, media_type="application/x-tar")
 
 
 def _mkdir(p: Path) -> Path:

@@ -187,7 +187,19 @@ class StudyClient:
         return ReadInfo(folder=folder, labels_path=folder / "labels.nii.gz", **d)
 
     def _fetched(self, actor: Actor, info: ReadInfo) -> ReadInfo:
-        self._download(actor, f"/reads/{info.id}/labels", info.labels_path, info.labels_sha256)
+        """Download the read's folder (label map, form, endpoints, provenance) into the cache
+        (always afresh: a draft's form can change while its label map stays the same)."""
+        archive = info.folder.with_name(f"{info.id}.tar")
+        self._download(actor, f"/reads/{info.id}/archive", archive)
+        if info.folder.exists():
+            import shutil
+
+            shutil.rmtree(info.folder)
+        with tarfile.open(archive) as tf:
+            tf.extractall(info.folder, filter="data")
+        archive.unlink()
+        if sha256_file(info.labels_path) != info.labels_sha256:
+            raise StudyError(f"read {info.id}: the downloaded label map does not match its SHA-256; try again")
         return info
 
     # --- the study and users -----------------------------------------------------------------
