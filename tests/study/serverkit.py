@@ -39,7 +39,7 @@ class ServerProcess:
 
     def __init__(self, db: str, storage: Path, *extra: str, timeout: float = 60.0):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if '--tls-cert' in extra else 'http'}://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkstemp(prefix="readerapp-server-", suffix=".log")[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
         with self.log.open("wb") as out:
@@ -72,3 +72,13 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.log.unlink(missing_ok=True)
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), as a site's own CA would issue one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "server.pem", folder / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return cert, key

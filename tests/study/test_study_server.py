@@ -84,6 +84,33 @@ def test_server_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
     assert rc == 2 and "without TLS" in err
 
 
+def test_server_speaks_https_with_the_sites_certificate(tmp_path: Path) -> None:
+    import shutil
+
+    from serverkit import self_signed
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = self_signed(tmp_path / "tls")
+    db = str(tmp_path / "server.sqlite")
+    assert cli(["study", "migrate", "--db", db])[0] == 0
+    server = ServerProcess(db, tmp_path / "files", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        assert server.url.startswith("https://")
+        cfg = tmp_path / "study.toml"
+        cfg.write_text(kit.CONFIG_TOML, encoding="utf-8")
+        # an unknown certificate is refused (no silent fallback to trusting anything)
+        rc, _out, err = cli(["study", "create", str(cfg), "--server", server.url])
+        assert rc == 2 and "cannot reach the study server" in err
+        rc, out, err = cli(["study", "create", str(cfg), "--server", server.url, "--server-ca", str(cert)])
+        assert rc == 0, err
+        rc, out, err = cli(["user", "add", "--server", server.url, "--server-ca", str(cert), "--name", "admin",
+                            "--role", "admin"], PASSWORDS["admin"] + "\n")
+        assert rc == 0 and "added admin admin" in out, err
+    finally:
+        server.stop()
+
+
 def test_server_never_migrates_a_database(tmp_path: Path) -> None:
     from readerapp.server.app import serve
 

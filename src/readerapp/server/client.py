@@ -66,7 +66,14 @@ class StudyClient:
     def __init__(self, url: str, *, cafile: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  timeout: float = 600.0, transport: httpx.BaseTransport | None = None):
         self.url = url.rstrip("/")
-        verify: Any = cafile if cafile else True
+        verify: Any = True
+        if cafile:
+            import ssl
+
+            try:
+                verify = ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise StudyError(f"{cafile}: cannot read the study server's CA certificate ({exc})") from exc
         self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout, transport=transport)
         if cache_dir is None:
             from ..settings import data_dir
