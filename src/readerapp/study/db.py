@@ -101,7 +101,8 @@ def make_engine(url: str) -> Engine:
     if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(u, pool_pre_ping=True)
+        # A study server answers many readers at once: room for that many connections.
+        return create_engine(u, pool_pre_ping=True, pool_size=10, max_overflow=30)
     except Exception as exc:  # missing driver etc.
         raise StudyError(f"cannot use the database {u.render_as_string(hide_password=True)}: {exc}") from exc
 

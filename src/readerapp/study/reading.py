@@ -153,25 +153,30 @@ class ReadingMixin(ServiceBase):
         return vols[0]
 
     def _case_volume(self, case: Case) -> CTVolume:
-        # One lock per service: a study server calls this from many threads at once.
-        with self.__dict__.setdefault("_volumes_lock", threading.Lock()):
-            return self._case_volume_locked(case)
-
-    def _case_volume_locked(self, case: Case) -> CTVolume:
-        cache = self.__dict__.setdefault("_volumes", OrderedDict())
-        if case.code in cache:
-            cache.move_to_end(case.code)
-            return cache[case.code]
-        folder = self.storage / case.folder
-        for name, digest in json.loads(case.files_json):
-            p = folder / name
-            if not p.is_file() or sha256_file(p) != digest:
-                raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
-        vol = self._load_volume_folder(folder)
-        cache[case.code] = vol
-        while len(cache) > 1 and sum(v.hu.nbytes for v in cache.values()) > VOLUME_CACHE_BYTES:
-            cache.popitem(last=False)
-        return vol
+        """A case's volume (checked against its stored hashes on first load), kept in a small
+        cache. Thread-safe: a study server loads different cases at once, each case once."""
+        guard = self.__dict__.setdefault("_volumes_lock", threading.Lock())
+        with guard:
+            cache = self.__dict__.setdefault("_volumes", OrderedDict())
+            if case.code in cache:
+                cache.move_to_end(case.code)
+                return cache[case.code]
+            per_case = self.__dict__.setdefault("_volume_locks", {}).setdefault(case.code, threading.Lock())
+        with per_case:
+            with guard:
+                if case.code in cache:
+                    return cache[case.code]
+            folder = self.storage / case.folder
+            for name, digest in json.loads(case.files_json):
+                p = folder / name
+                if not p.is_file() or sha256_file(p) != digest:
+                    raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
+            vol = self._load_volume_folder(folder)
+            with guard:
+                cache[case.code] = vol
+                while len(cache) > 1 and sum(v.hu.nbytes for v in cache.values()) > VOLUME_CACHE_BYTES:
+                    cache.popitem(last=False)
+            return vol
 
     def _visible_case(self, s: Session, actor: Actor, code: str) -> Case:
         case = self._case(s, code)
