@@ -188,7 +188,17 @@ def test_blinded_workflow_through_the_server(pg_server, raw_study: kit.RawStudy,
     wf.read_ids[(code0, "reader_a")] = first["read_id"]
 
     a = client.login("reader_a", PASSWORDS["reader_a"])
+    # a download that broke off half-way resumes with a Range request
+    auth = {"Authorization": f"Bearer {a.token}"}
+    whole = client.http.get(f"/api/cases/{code0}/archive", headers=auth)
+    assert whole.status_code == 200 and len(whole.content) > 1000
+    rest = client.http.get(f"/api/cases/{code0}/archive", headers={**auth, "Range": "bytes=1000-"})
+    assert rest.status_code == 206 and rest.content == whole.content[1000:]
+    part = tmp_path / "client-cache" / "cases" / f"{code0}.tar.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(whole.content[:1000])
     folder = client.case_folder(a, code0)  # de-identified files, checked by SHA-256
+    assert not part.exists()
     assert len(list(folder.glob("*.dcm"))) == kit.SHAPE[0]
     for e in client.worklist(a):
         if e.code == code0:
@@ -304,14 +314,15 @@ def test_uploads_resume_at_the_servers_offset(tmp_path: Path) -> None:
     client = _in_process(tmp_path, clock, dt.timedelta(hours=1))
     a = client.login("reader_a", PASSWORDS["reader_a"])
     data = bytes(range(256)) * 4000
-    p = tmp_path / "blob.tar"
-    p.write_bytes(data)
     import hashlib
 
     h = {"Authorization": f"Bearer {a.token}"}
+    digest = hashlib.sha256(data).hexdigest()
+    # scans for import are an administrator's upload
+    assert client.http.post("/api/uploads", headers=h,
+                            json={"size": len(data), "sha256": digest, "suffix": ".tar"}).status_code == 403
     uid = client.http.post("/api/uploads", headers=h,
-                           json={"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "suffix": ".tar"}
-                           ).json()["id"]
+                           json={"size": len(data), "sha256": digest, "suffix": ".npy"}).json()["id"]
     assert client.http.put(f"/api/uploads/{uid}", params={"offset": 0}, content=data[:1000], headers=h
                            ).json()["offset"] == 1000
     # a retry at a stale offset is told where the server is

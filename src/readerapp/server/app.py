@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 TOKEN_LIFETIME = dt.timedelta(hours=12)
 #: Largest upload accepted (a scan tree for import, a label map).
 MAX_UPLOAD_BYTES = 64 * 1024**3
+#: Largest label map accepted (a 1024 x 1024 x 2000 uint8 volume, uncompressed).
+MAX_LABELS_BYTES = 2 * 1024**3
 API = "/api"
 
 
@@ -198,6 +200,9 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
     app = FastAPI(title="ReaderApp study server", docs_url=None, redoc_url=None, openapi_url=None)
     sessions = Sessions(clock, token_lifetime)
     work = service.storage / ".server"
+    # uploads and exports are known to this process only: a restart starts them afresh
+    for leftover in ("uploads", "exports"):
+        shutil.rmtree(work / leftover, ignore_errors=True)
     uploads: dict[str, _Upload] = {}
     exports: dict[str, tuple[int, Path]] = {}
     lock = threading.Lock()
@@ -346,6 +351,10 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
         if not 0 <= body.size <= MAX_UPLOAD_BYTES or len(body.sha256) != 64:
             raise StudyError("an upload needs its size and SHA-256")
         suffix = body.suffix if body.suffix in ("", ".nii", ".nii.gz", ".nrrd", ".npy", ".tar") else ""
+        if suffix == ".tar":  # scans to import, objects sent to a PACS: not a reader's business
+            require(a, Role.ADMIN, Role.STATISTICIAN, action="uploading scans or result objects")
+        elif body.size > MAX_LABELS_BYTES:
+            raise StudyError(f"a label map of {body.size} bytes is larger than any chest CT's")
         uid = secrets.token_urlsafe(16)
         folder = work / "uploads" / uid
         folder.mkdir(parents=True)
