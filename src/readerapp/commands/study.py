@@ -25,17 +25,16 @@ DB_HELP = ("study database: an SQLite file path or a URL such as postgresql+psyc
 VERIFY_FAILED = 3
 
 
-def _common(p: argparse.ArgumentParser, *, server: bool = True) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--storage", metavar="DIR",
                    help="the study's file folder (default: NAME_files beside an SQLite file; "
                    "for a server database, or set READERAPP_STUDY_STORAGE)")
-    if server:
-        p.add_argument("--server", metavar="URL",
-                       help="a study server (https://host:port, readerapp server run) instead of --db "
-                       "(default: the program settings' study server, if set)")
-        p.add_argument("--server-ca", metavar="PEM",
-                       help="CA certificate that signed the study server's certificate (default: the system's)")
+    p.add_argument("--server", metavar="URL",
+                   help="a study server (https://host:port, readerapp server run) instead of --db "
+                   "(default: the program settings' study server, if set)")
+    p.add_argument("--server-ca", metavar="PEM",
+                   help="CA certificate that signed the study server's certificate (default: the system's)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

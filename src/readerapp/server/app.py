@@ -83,8 +83,11 @@ class Sessions:
 
     def add(self, actor: Actor) -> tuple[str, dt.datetime]:
         token = secrets.token_urlsafe(32)
-        expires = self.clock() + self.lifetime
+        now = self.clock()
+        expires = now + self.lifetime
         with self._lock:
+            for key in [k for k, v in self._by_token.items() if v.actor.expired() or now >= v.expires]:
+                del self._by_token[key]  # forget dead log-ins as new ones arrive
             self._by_token[_digest(token)] = _Session(actor, expires)
         return token, expires
 
