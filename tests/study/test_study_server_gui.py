@@ -88,3 +88,24 @@ def test_the_study_window_works_through_a_study_server(qtbot, tmp_path: Path) ->
     assert dlg.sign(signed.id, password=PASSWORDS["adj"]) is True
     assert client.adjudication_worklist(adj)[0].status == "adjudicated"
     assert client.audit_verify().ok
+
+
+def test_first_run_dialog_saves_a_study_server(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("READERAPP_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("READERAPP_SITE_CONFIG_DIR", str(tmp_path / "site"))
+    monkeypatch.setenv("READERAPP_DATA_DIR", str(tmp_path / "data"))
+    from readerapp.gui.firstrun import FirstRunDialog
+    from readerapp.settings import load_settings
+
+    dlg = FirstRunDialog()
+    qtbot.addWidget(dlg)
+    assert not dlg.study_server_url.isEnabled()
+    dlg.db_study_server.setChecked(True)
+    assert dlg.study_server_url.isEnabled() and not dlg.db_host.isEnabled()
+    dlg.study_server_url.setText("http://db.site.example:8443")  # plain HTTP off this machine: refused
+    dlg.save_button.click()
+    assert dlg.saved is None and "https://" in dlg.status.text()
+    dlg.study_server_url.setText("https://readerapp.site.example:8443")
+    dlg.save_button.click()
+    s = load_settings()
+    assert s.study_server == "https://readerapp.site.example:8443" and s.database_url == ""
