@@ -192,8 +192,17 @@ def _service(args: argparse.Namespace):
         settings = load_settings()
         server, cafile = settings.study_server or None, cafile or settings.study_server_ca or None
     if server:
-        return open_study(server=server, db=args.db, storage=args.storage, cafile=cafile)
+        client = open_study(server=server, db=args.db, storage=args.storage, cafile=cafile)
+        if sys.stderr is not None and sys.stderr.isatty():
+            client.progress = _transfer_progress
+        return client
     return open_study(*study_location(args.db, args.storage))
+
+
+def _transfer_progress(done: int, total: int) -> None:
+    """A one-line transfer counter on the terminal (uploads and downloads through a server)."""
+    end = "\n" if done >= total else ""
+    print(f"\r  {done / 2**20:8.1f} of {total / 2**20:.1f} MiB", end=end, file=sys.stderr, flush=True)
 
 
 def _login(svc: Any, name: str, pw: _Passwords) -> Any:

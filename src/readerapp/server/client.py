@@ -82,6 +82,9 @@ class StudyClient:
             cache_dir = data_dir() / "server-cache" / key
         self.cache = Path(cache_dir)
         self._config: StudyConfig | None = None
+        #: Called with (bytes done, bytes in all) during every transfer without its own callback
+        #: (the commands show it at a terminal).
+        self.progress: Progress | None = None
 
     def describe(self) -> str:
         return f"the study server {self.url}"
@@ -113,6 +116,7 @@ class StudyClient:
     def _download(self, actor: Actor, path: str, dest: Path, sha256: str | None = None,
                   progress: Progress | None = None) -> Path:
         """GET into ``dest``, resuming a partial ``.part`` file with a Range request; checked by SHA-256."""
+        progress = progress or self.progress
         if dest.is_file() and sha256 is not None and sha256_file(dest) == sha256:
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +154,7 @@ class StudyClient:
 
     def _upload(self, actor: Actor, path: Path, suffix: str, progress: Progress | None = None) -> str:
         """Send a file in chunks; after a dropped connection ask the server's offset and go on."""
+        progress = progress or self.progress
         size, sha = path.stat().st_size, sha256_file(path)
         uid = self._json("POST", "/uploads", actor, json={"size": size, "sha256": sha, "suffix": suffix})["id"]
         offset, failures = 0, 0
