@@ -94,7 +94,8 @@ def test_server_speaks_https_with_the_sites_certificate(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path / "tls")
     db = str(tmp_path / "server.sqlite")
     assert cli(["study", "migrate", "--db", db])[0] == 0
-    server = ServerProcess(db, tmp_path / "files", "--tls-cert", str(cert), "--tls-key", str(key))
+    server = ServerProcess(db, tmp_path / "files", "--tls-cert", str(cert), "--tls-key", str(key),
+                           "--token-hours", "0.002")  # tokens live 7.2 s
     try:
         assert server.url.startswith("https://")
         cfg = tmp_path / "study.toml"
@@ -107,6 +108,15 @@ def test_server_speaks_https_with_the_sites_certificate(tmp_path: Path) -> None:
         rc, out, err = cli(["user", "add", "--server", server.url, "--server-ca", str(cert), "--name", "admin",
                             "--role", "admin"], PASSWORDS["admin"] + "\n")
         assert rc == 0 and "added admin admin" in out, err
+        # the real server expires a token after its lifetime, however busy its user
+        import time
+
+        client = StudyClient(server.url, cafile=str(cert), cache_dir=tmp_path / "cache")
+        admin = client.login("admin", PASSWORDS["admin"])
+        assert client.users(admin) == [("admin", "admin", True)]
+        time.sleep(7.5)
+        with pytest.raises(SessionExpiredError):
+            client.users(admin)
     finally:
         server.stop()
 
