@@ -366,3 +366,95 @@ def test_a_hand_made_or_promoted_actor_is_refused_by_the_local_service(tmp_path:
     with pytest.raises(AuthenticationError):
         svc.users(reader)
     assert [u[0] for u in svc.users(admin)] == ["admin", "reader_a"]
+
+
+class _FakePacs:
+    """One original series; keeps what it is sent (as tests/pacs/test_send_case.py)."""
+
+    name = "fake"
+
+    def __init__(self, folder: Path, study_uid: str, series_uid: str) -> None:
+        self.folder, self.study_uid, self.series_uid = folder, study_uid, series_uid
+        self.received: list[Path] = []
+
+    def find_series(self, study_uid: str, modality: str = "CT") -> list:  # type: ignore[type-arg]
+        from readerapp.pacs.models import SeriesHit
+
+        return [SeriesHit(self.study_uid, self.series_uid, "CT")] if study_uid == self.study_uid else []
+
+    def retrieve_series(self, study_uid: str, series_uid: str, dest: Path, progress=None):  # type: ignore[no-untyped-def]
+        import shutil
+
+        from readerapp.pacs.models import RetrieveResult
+
+        out = Path(dest) / study_uid / series_uid
+        shutil.copytree(self.folder, out, dirs_exist_ok=True)
+        n = len(list(out.glob("*.dcm")))
+        return RetrieveResult(out, study_uid, series_uid, expected=n, received=n)
+
+    def send(self, files: list[Path], progress=None):  # type: ignore[no-untyped-def]
+        from readerapp.pacs.models import SendResult
+
+        self.received += [Path(f) for f in files]
+        return SendResult(sent=len(files))
+
+    def close(self) -> None:
+        pass
+
+
+def test_pacs_retrieve_and_send_back_through_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PACS use cases on a study server: retrieve into the study (imported through the
+    server), and send the final reads back (originals and reads from the server, audited there)."""
+    pytest.importorskip("highdicom")
+    import pydicom
+
+    from readerapp.io.dicom_write import write_synthetic_series
+    from readerapp.phantom import make_chest_phantom
+
+    monkeypatch.setenv("READERAPP_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("READERAPP_SITE_CONFIG_DIR", str(tmp_path / "site-config"))
+    monkeypatch.setenv("READERAPP_DATA_DIR", str(tmp_path / "data"))
+    ph = make_chest_phantom(kit.SHAPE, kit.SPACING, seed=5)
+    raw = tmp_path / "pacs-holds"
+    write_synthetic_series(ph.volume, raw)
+    first = pydicom.dcmread(sorted(raw.glob("*.dcm"))[0])
+    pacs = _FakePacs(raw, str(first.StudyInstanceUID), str(first.SeriesInstanceUID))
+    monkeypatch.setattr("readerapp.pacs.open_client", lambda *a, **k: pacs)
+    monkeypatch.setattr("readerapp.commands.pacs._client", lambda name: pacs)
+
+    db = str(tmp_path / "server" / "s.sqlite")
+    assert cli(["study", "migrate", "--db", db])[0] == 0
+    server = ServerProcess(db, tmp_path / "server" / "files")
+    try:
+        s = ["--server", server.url]
+        cfg = tmp_path / "study.toml"
+        cfg.write_text(kit.CONFIG_TOML, encoding="utf-8")
+        assert cli(["study", "create", str(cfg), *s])[0] == 0
+        assert cli(["user", "add", *s, "--name", "admin", "--role", "admin"], PASSWORDS["admin"] + "\n")[0] == 0
+        for name in ("reader_a", "reader_b", "stat"):
+            rc, _o, err = cli(["user", "add", *s, "--name", name, "--role", ROLES[name]],
+                              f"{PASSWORDS[name]}\n{PASSWORDS['admin']}\n")
+            assert rc == 0, err
+        rc, out, err = cli(["pacs", "retrieve", "--study", pacs.study_uid, "--subject", "S1", "--visit", "baseline",
+                            "--admin", "admin", *s], PASSWORDS["admin"] + "\n")
+        assert rc == 0, err
+        code = out.strip().splitlines()[-1].split()[-1]
+        assert not list((tmp_path / "data" / "pacs-staging").rglob("*.dcm"))  # identifiable copy gone
+
+        client = StudyClient(server.url, cache_dir=tmp_path / "cache")
+        lab = ph.truth.astype(np.uint8)
+        ids = [client.submit_read(client.login(r, PASSWORDS[r]), code, lab, kit.form_for("baseline"), PASSWORDS[r]).id
+               for r in ("reader_a", "reader_b")]
+        rc, out, err = cli(["pacs", "send-read", "--case", code, "--user", "stat", "--quiet", *s], PASSWORDS["stat"] + "\n")
+        assert rc == 0, err
+        assert "4 object(s)" in out and len(pacs.received) == 4
+        admin = client.login("admin", PASSWORDS["admin"])
+        assert client.users(admin)  # still fine
+        rc, out, err = cli(["audit", "export", *s, "--user", "admin", "--out", str(tmp_path / "a.csv")],
+                           PASSWORDS["admin"])
+        assert rc == 0, err
+        trail = (tmp_path / "a.csv").read_text(encoding="utf-8")
+        assert "export.pacs" in trail and all(str(i) in trail for i in ids)
+        assert client.audit_verify().ok
+    finally:
+        server.stop()
