@@ -458,3 +458,29 @@ def test_pacs_retrieve_and_send_back_through_the_server(tmp_path: Path, monkeypa
         assert client.audit_verify().ok
     finally:
         server.stop()
+
+
+def test_a_read_already_in_the_study_cannot_be_submitted_again(tmp_path: Path) -> None:
+    """The tester's finding: one reader submitted the other's read folder as her own."""
+    from readerapp.io.dicom_write import write_synthetic_series
+    from readerapp.phantom import make_chest_phantom
+    from readerapp.study.config import StudyConfig
+    from readerapp.study.service import StudyService
+
+    svc = StudyService(tmp_path / "s.sqlite")
+    svc.create_study(StudyConfig(name="copy"))
+    svc.add_user(None, "admin", "admin", PASSWORDS["admin"])
+    admin = svc.login("admin", PASSWORDS["admin"])
+    for name in ("reader_a", "reader_b"):
+        svc.add_user(admin, name, "reader", PASSWORDS[name])
+    ph = make_chest_phantom(kit.SHAPE, kit.SPACING, seed=4)
+    write_synthetic_series(ph.volume, tmp_path / "raw" / "S1" / "baseline")
+    (code,) = svc.import_folder(admin, tmp_path / "raw")
+    a = svc.login("reader_a", PASSWORDS["reader_a"])
+    info = svc.submit_read(a, code, ph.truth.astype(np.uint8), kit.form_for("baseline"), PASSWORDS["reader_a"])
+    b = svc.login("reader_b", PASSWORDS["reader_b"])
+    rc, _out, err = cli(["read", "submit", "--db", str(tmp_path / "s.sqlite"), "--case", code, "--user", "reader_b",
+                         "--labels", str(info.folder), "--sign"], PASSWORDS["reader_b"])
+    assert rc == 2 and "not a read already in the study" in err
+    with pytest.raises(StudyPermissionError):
+        svc.save_read(b, code, info.labels_path, kit.form_for("baseline"))

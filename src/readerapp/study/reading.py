@@ -241,6 +241,11 @@ class ReadingMixin(ServiceBase):
     ) -> ReadInfo:
         """Save (or replace) the reader's draft; after signing, a new version (reason needed)."""
         require(actor, Role.READER, action="saving a read")
+        if not isinstance(labels, np.ndarray) and Path(labels).resolve().is_relative_to(
+                (self.storage / "reads").resolve()):
+            raise StudyPermissionError(
+                f"{labels} is a read stored in the study: submit a label map of your own, "
+                "not a read already in the study")
         with self.db.transaction() as s:
             case = self._case(s, code)
             mine = list(s.scalars(select(Read).where(
