@@ -577,7 +577,7 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
         with tempfile.TemporaryDirectory(dir=_mkdir(work)) as tmp:
             path = Path(tmp) / "audit.csv"
             n = service.audit_export(a, path)
-            return {"records": n, "csv": path.read_text(encoding="utf-8")}
+            return {"records": n, "csv": path.read_bytes().decode("utf-8")}  # line ends as written
 
     return app
 

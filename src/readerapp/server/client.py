@@ -430,7 +430,10 @@ class StudyClient:
 
     def audit_export(self, actor: Actor, path: str | os.PathLike[str]) -> int:
         d = self._json("POST", "/audit/export", actor)
-        Path(path).write_text(d["csv"], encoding="utf-8")
+        # only its owner may read an audit export (it names every user and action)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(d["csv"])
         return int(d["records"])
 
 
