@@ -68,6 +68,13 @@ def test_tokens_expire_lapse_when_idle_and_cannot_be_forged(tmp_path: Path) -> N
     forged = RemoteActor(user_id=1, name="admin", role=Role.ADMIN, timeout=dt.timedelta(hours=1), token="x" * 43)
     with pytest.raises(AuthenticationError):
         client.users(forged)
+    # a user disabled by an administrator is logged out at once
+    reader = client.login("reader_a", PASSWORDS["reader_a"])
+    admin = client.login("admin", PASSWORDS["admin"])
+    client.set_user_active(admin, "reader_a", False, "left the study")
+    with pytest.raises(SessionExpiredError):
+        client.worklist(reader)
+    client.set_user_active(admin, "reader_a", True, "back")
     # no token at all
     r = client.http.get("/api/worklist")
     assert r.status_code == 401

@@ -105,6 +105,12 @@ class Sessions:
         sess.actor.touch()
         return sess.actor
 
+    def drop_user(self, name: str) -> None:
+        """End every log-in of a user (disabled by an administrator)."""
+        with self._lock:
+            for key in [k for k, v in self._by_token.items() if v.actor.name == name]:
+                del self._by_token[key]
+
     def drop(self, authorization: str | None) -> None:
         if authorization and authorization.startswith("Bearer "):
             with self._lock:
@@ -266,6 +272,8 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
     @app.post(f"{API}/users/{{name}}/active")
     def set_active(name: str, body: ActiveBody, a: Actor = Depends(actor)) -> dict[str, Any]:
         service.set_user_active(a, name, body.active, body.reason)
+        if not body.active:
+            sessions.drop_user(name)
         return {}
 
     # --- worklists and cases ---------------------------------------------------------------
