@@ -623,6 +623,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def warm_up() -> None:
+    """Load and compile the measuring and writing code once (a small phantom, measured and saved
+    to a temporary folder), so the first readers do not all wait for it at once."""
+    from ..analysis import measure
+    from ..forms import ReadForm
+    from ..phantom import make_chest_phantom
+    from ..readfile import save_read
+
+    ph = make_chest_phantom((12, 48, 48), (6.0, 6.0, 10.0), seed=0)
+    result = measure(ph.volume, ph.truth.astype("uint8"), backend="numpy", source="corrected")
+    with tempfile.TemporaryDirectory(prefix="readerapp-warm-up-") as tmp:
+        save_read(Path(tmp) / "read", volume=ph.volume, labels=result.labels, form=ReadForm.blank(False),
+                  endpoints=result, source="corrected")
+
+
 def serve(db: str, storage: str | os.PathLike[str] | None, host: str = "127.0.0.1", port: int = 8443,
           tls_cert: str | None = None, tls_key: str | None = None,
           token_lifetime: dt.timedelta = TOKEN_LIFETIME) -> None:
@@ -639,5 +654,6 @@ def serve(db: str, storage: str | os.PathLike[str] | None, host: str = "127.0.0.
                     host)
     service = StudyService(db, storage, migrate=False)
     app = create_app(service, token_lifetime=token_lifetime)
+    warm_up()
     uvicorn.run(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
                 log_level="warning", access_log=False)
