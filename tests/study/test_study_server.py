@@ -129,7 +129,7 @@ def test_server_speaks_https_with_the_sites_certificate(tmp_path: Path) -> None:
 
 
 def test_server_never_migrates_a_database(tmp_path: Path) -> None:
-    from readerapp.server.app import serve
+    from readerapp.server.run import serve
 
     with pytest.raises(Exception, match="readerapp study migrate"):
         serve(f"sqlite:///{tmp_path / 'new.sqlite'}", tmp_path / "files")

@@ -49,7 +49,7 @@ def _db_url(db: str) -> str:
 def run_server(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from ..server.app import serve
+    from ..server.run import serve
 
     serve(_db_url(args.db), args.storage, args.host, args.port, args.tls_cert, args.tls_key,
           token_lifetime=dt.timedelta(hours=args.token_hours))

@@ -11,10 +11,8 @@ its thread pool); only the upload body is read asynchronously.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
-import os
 import secrets
 import shutil
 import tarfile
@@ -34,17 +32,12 @@ from ..errors import ReaderAppError
 from ..fileio import sha256_file
 from ..study import errors as study_errors
 from ..study.auth import Actor, Role, require, utc_clock
-from ..study.errors import (
-    AuthenticationError,
-    SessionExpiredError,
-    StudyError,
-    StudyPermissionError,
-    StudyStateError,
-)
+from ..study.errors import StudyError, StudyPermissionError, StudyStateError
 from ..study.importer import ImportEntry
 from ..study.models import Case, Read
 from ..study.reading import ReadInfo
 from ..study.service import StudyService
+from .sessions import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -58,67 +51,12 @@ API = "/api"
 
 
 @dataclass
-class _Session:
-    actor: Actor
-    expires: dt.datetime
-
-
-@dataclass
 class _Upload:
     owner: int
     path: Path
     size: int
     sha256: str
     suffix: str
-
-
-class Sessions:
-    """Bearer tokens of logged-in users (in memory: a server restart logs everyone out)."""
-
-    def __init__(self, clock: Callable[[], dt.datetime], lifetime: dt.timedelta):
-        self.clock = clock
-        self.lifetime = lifetime
-        self._by_token: dict[str, _Session] = {}
-        self._lock = threading.Lock()
-
-    def add(self, actor: Actor) -> tuple[str, dt.datetime]:
-        token = secrets.token_urlsafe(32)
-        now = self.clock()
-        expires = now + self.lifetime
-        with self._lock:
-            for key in [k for k, v in self._by_token.items() if v.actor.expired() or now >= v.expires]:
-                del self._by_token[key]  # forget dead log-ins as new ones arrive
-            self._by_token[_digest(token)] = _Session(actor, expires)
-        return token, expires
-
-    def actor(self, authorization: str | None) -> Actor:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise AuthenticationError("not logged in: log in to the study server first")
-        key = _digest(authorization.removeprefix("Bearer ").strip())
-        with self._lock:
-            sess = self._by_token.get(key)
-            if sess is not None and (sess.actor.expired() or self.clock() >= sess.expires):
-                del self._by_token[key]
-                raise SessionExpiredError(f"the log-in of {sess.actor.name} has expired; log in again")
-        if sess is None:
-            raise SessionExpiredError("the log-in is not (or no longer) valid; log in again")
-        sess.actor.touch()
-        return sess.actor
-
-    def drop_user(self, name: str) -> None:
-        """End every log-in of a user (disabled by an administrator)."""
-        with self._lock:
-            for key in [k for k, v in self._by_token.items() if v.actor.name == name]:
-                del self._by_token[key]
-
-    def drop(self, authorization: str | None) -> None:
-        if authorization and authorization.startswith("Bearer "):
-            with self._lock:
-                self._by_token.pop(_digest(authorization.removeprefix("Bearer ").strip()), None)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -610,50 +548,3 @@ def _folder_archive(folder: Path, tar: Path) -> FileResponse:
 def _mkdir(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
-
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def warm_up() -> None:
-    """Load and compile the measuring and writing code once (a small phantom, measured and saved
-    to a temporary folder), so the first readers do not all wait for it at once."""
-    from ..analysis import measure
-    from ..forms import ReadForm
-    from ..phantom import make_chest_phantom
-    from ..readfile import save_read
-
-    ph = make_chest_phantom((12, 48, 48), (6.0, 6.0, 10.0), seed=0)
-    result = measure(ph.volume, ph.truth.astype("uint8"), backend="numpy", source="corrected")
-    with tempfile.TemporaryDirectory(prefix="readerapp-warm-up-") as tmp:
-        save_read(Path(tmp) / "read", volume=ph.volume, labels=result.labels, form=ReadForm.blank(False),
-                  endpoints=result, source="corrected")
-
-
-def serve(db: str, storage: str | os.PathLike[str] | None, host: str = "127.0.0.1", port: int = 8443,
-          tls_cert: str | None = None, tls_key: str | None = None,
-          token_lifetime: dt.timedelta = TOKEN_LIFETIME) -> None:
-    """Open the study (never migrating it) and serve it until interrupted."""
-    import uvicorn
-
-    if bool(tls_cert) != bool(tls_key):
-        raise StudyError("give both --tls-cert and --tls-key (or neither, on the loopback address only)")
-    if not tls_cert:
-        if not is_loopback(host):
-            raise StudyError(f"refusing to serve the study on {host} without TLS: give --tls-cert and "
-                             "--tls-key (plain HTTP is allowed on 127.0.0.1 only)")
-        log.warning("serving plain HTTP on %s: only for this machine; use --tls-cert/--tls-key for a network",
-                    host)
-    service = StudyService(db, storage, migrate=False)
-    app = create_app(service, token_lifetime=token_lifetime)
-    warm_up()
-    uvicorn.run(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                log_level="warning", access_log=False)
