@@ -117,3 +117,50 @@ def test_journal_write_failure_is_reported_not_raised(small_phantom, tmp_path):
     assert later == ["edit", "undo"]
     s.mark_saved()
     assert not s.modified
+
+
+class _FullOnce:
+    """A journal file on a disk that is full for one write (half a record gets through), then
+    has room again."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self.real = real
+        self.failed = 0
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def]
+        if not self.failed:
+            self.failed += 1
+            self.real.write(bytes(data)[: len(data) // 2])  # a torn record on disk
+            raise OSError(28, "No space left on device")
+        return self.real.write(data)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+def test_journal_recovers_from_a_full_disk(small_phantom, tmp_path):
+    from readerapp.editing.journal import find_recoverable
+
+    vol = small_phantom.volume
+    s = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                       journal_root=tmp_path)
+    s.start_journal()
+    assert s.journal is not None
+    s.editor.apply_mode(np.arange(1000, 1200), Mode.LUNG_ADD)
+    s.journal._fh = _FullOnce(s.journal._fh)
+    s.editor.apply_mode(np.arange(2000, 2500), Mode.LUNG_ADD)  # the disk is full: told once
+    assert s.journal_error is not None and "No space left" in s.journal_error
+    s.journal_error = None
+    s.editor.apply_mode(np.arange(3000, 3300), Mode.LUNG_ADD)  # checkpoint: journaling resumes
+    s.editor.apply_mode(np.arange(4000, 4100), Mode.LUNG_ADD)
+    s.editor.undo()
+    assert s.journal_error is None  # not told again
+    assert not s.journal.broken and s.journal.records_written >= 2
+    want = s.labels.copy()
+    # the program is killed now: the journal brings back exactly what was on screen
+    rec = find_recoverable(s.series_uid, s.labels.shape, tmp_path)
+    assert rec is not None and not rec.damaged_tail
+    s2 = ReadingSession(Prepared(vol, small_phantom.truth.copy(), "auto"), backend="numpy",
+                        journal_root=tmp_path)
+    s2.start_journal(restore=rec)
+    np.testing.assert_array_equal(s2.labels, want)

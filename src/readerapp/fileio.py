@@ -72,3 +72,19 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Strict JSON (no NaN), indented, written atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def write_durable(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
+    """Write a new file and fsync it (the caller fsyncs the folder once all are written, with
+    :func:`fsync_dir`): what a database row will point at must be on disk before the commit."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path

@@ -60,6 +60,12 @@ class PacsNode:
     username: str = ""
     timeout_s: float = 30.0
     verify_tls: bool = True
+    #: DIMSE over TLS (PS3.15 Annex B): ``tls`` on, the CA file that signed the PACS's
+    #: certificate, and our own certificate and key where the PACS asks for them.
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     def describe(self) -> str:
         if self.kind == "dicomweb":
@@ -98,6 +104,9 @@ class Settings:
     study_server: str = ""
     #: CA certificate (PEM) that signed the study server's certificate; empty: the system's.
     study_server_ca: str = ""
+    #: The settings' study's audit key file (docs/STUDY.md, "The audit key"); empty: beside the
+    #: study, or ``READERAPP_AUDIT_KEY``.
+    audit_key_file: str = ""
     #: Where retrieved series are staged before import; empty: ``<data dir>/pacs-staging``.
     staging_dir: str = ""
     #: Our own AE title (calling AE, and the C-MOVE destination the PACS must know).

@@ -394,7 +394,7 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
     with svc.db.engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
         assert diff == []
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     StudyService(tmp_path / "m.sqlite")  # opening again is a no-op upgrade
 
 

@@ -100,9 +100,13 @@ def test_deidentify_removes_identity_and_remaps_uids_consistently() -> None:
     inner.ReferencedSOPClassUID = CTImageStorage
     inner.ContentCreatorName = "Smith^J"
     inner.FrameReferenceTime = 1.0
+    inner.FrameAcquisitionNumber = 3
     group = Dataset()
     group.FrameContentSequence = [inner]
     ds.SharedFunctionalGroupsSequence = [group]
+    org = Dataset()
+    org.DimensionOrganizationUID = "1.2.3.4.7"
+    ds.DimensionOrganizationSequence = [org]
     ds.add_new(0x00091010, "LO", "secret")
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -114,8 +118,10 @@ def test_deidentify_removes_identity_and_remaps_uids_consistently() -> None:
     assert out.StudyInstanceUID == UidMapper("k")("1.2.3.4") != UidMapper("other")("1.2.3.4")
     nested = out.SharedFunctionalGroupsSequence[0].FrameContentSequence[0]
     assert "FrameAcquisitionDateTime" not in nested and "ContentCreatorName" not in nested
-    assert nested.ReferencedSOPInstanceUID == out.SOPInstanceUID  # consistent inside sequences too
-    assert nested.ReferencedSOPClassUID == CTImageStorage and nested.FrameReferenceTime == 1.0
+    # a functional-group macro keeps only its own attributes (Frame Content: no references)
+    assert {e.keyword for e in nested} == {"FrameAcquisitionNumber"}
+    # UIDs inside sequences are remapped consistently too
+    assert out.DimensionOrganizationSequence[0].DimensionOrganizationUID == m("1.2.3.4.7")
     assert out.PatientIdentityRemoved == "YES" and len(out.DeidentificationMethod) <= 64
     assert ds.PatientName == "Doe^Jane"  # the input is untouched
 

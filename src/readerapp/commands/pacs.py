@@ -70,11 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--dest", help="staging folder (default: from the settings)")
     r.add_argument("--subject", help="import as this subject ...")
     r.add_argument("--visit", help="... and this visit")
+    r.add_argument("--accept-burned-in", action="store_true",
+                   help="import images flagged BurnedInAnnotation=YES or secondary captures after you "
+                   "checked that their pixels show no identity (audited)")
     r.add_argument("--admin", default="admin", help="study administrator's user name (default admin)")
     r.add_argument("--db", metavar="URL", help="study database (default: from the settings)")
     r.add_argument("--storage", metavar="DIR", help="study file folder (default: from the settings)")
     r.add_argument("--server", metavar="URL", help="a study server instead of --db (default: from the settings)")
     r.add_argument("--server-ca", metavar="PEM", help="CA certificate of the study server")
+    r.add_argument("--audit-key", metavar="FILE", help="the study's audit key file (default: "
+                   "READERAPP_AUDIT_KEY, else beside the study)")
     r.add_argument("--keep-staging", action="store_true", help="keep the identifiable staged copy")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run_retrieve)
@@ -105,6 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sr.add_argument("--storage", metavar="DIR", help="with --case: study file folder (default: from the settings)")
     sr.add_argument("--server", metavar="URL", help="with --case: a study server instead of --db")
     sr.add_argument("--server-ca", metavar="PEM", help="CA certificate of the study server")
+    sr.add_argument("--audit-key", metavar="FILE", help="with --case: the study's audit key file (default: "
+                    "READERAPP_AUDIT_KEY, else beside the study)")
     sr.add_argument("--study", dest="study_uid", default="", metavar="UID",
                     help="original StudyInstanceUID (without --case)")
     sr.add_argument("--series", dest="series_uid", default="", metavar="UID",
@@ -274,7 +281,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
               f"{state} -> {res.folder}")
     if service is not None:
         code = import_series(results[0], service, actor, args.subject, args.visit,
-                             keep_staging=args.keep_staging)
+                             keep_staging=args.keep_staging, accept_burned_in=args.accept_burned_in)
         print(f"imported as case {code}")
     return 0 if all(r.complete for r in results) else 2
 

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--tls-key", metavar="PEM", help="the certificate's private key, PEM")
     r.add_argument("--token-hours", type=float, default=12.0,
                    help="a log-in's longest life in hours (the study's inactivity time ends it sooner)")
+    r.add_argument("--audit-key", metavar="FILE",
+                   help="the study's audit key file (default: READERAPP_AUDIT_KEY, else beside the study folder)")
     r.set_defaults(func=run_server)
     m = sv_sub.add_parser("migrate", help="bring the study schema up to date (administrator; owner's URL)")
     m.add_argument("--db", required=True, metavar="URL", help="the study database, as its owner")
@@ -52,7 +54,7 @@ def run_server(args: argparse.Namespace) -> int:
     from ..server.run import serve
 
     serve(_db_url(args.db), args.storage, args.host, args.port, args.tls_cert, args.tls_key,
-          token_lifetime=dt.timedelta(hours=args.token_hours))
+          token_lifetime=dt.timedelta(hours=args.token_hours), audit_key=args.audit_key)
     return 0
 
 

@@ -35,6 +35,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "(default: the program settings' study server, if set)")
     p.add_argument("--server-ca", metavar="PEM",
                    help="CA certificate that signed the study server's certificate (default: the system's)")
+    p.add_argument("--audit-key", metavar="FILE",
+                   help="the study's audit key file (default: READERAPP_AUDIT_KEY, else NAME.audit-key "
+                   "beside an SQLite file or FOLDER.audit-key beside a server study's folder)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--manifest", metavar="CSV", help="CSV with columns subject, visit, folder[, acquisition_date]")
     src.add_argument("--folder", metavar="DIR", help="a tree DIR/SUBJECT/VISIT/ of DICOM files")
     i.add_argument("--admin", default="admin", metavar="NAME", help="administrator's user name (default: admin)")
+    i.add_argument("--accept-burned-in", action="store_true",
+                   help="import images flagged BurnedInAnnotation=YES or secondary captures after you "
+                   "checked that their pixels show no identity (audited)")
     _common(i)
     i.set_defaults(func=run_study_import)
     mg = st_sub.add_parser(
@@ -82,6 +88,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a.add_argument("--admin", default="admin", metavar="NAME", help="acting administrator (default: admin)")
     _common(a)
     a.set_defaults(func=run_user_add)
+    pw = u_sub.add_parser(
+        "passwd", help="set a user's password (stdin: the new password, then the acting user's)",
+        description="Set a user's password: an administrator for anyone (--admin), a user for themself. "
+        "Reads the new password from the first line of stdin and the acting user's from the second. "
+        "Clears a lock; audited.")
+    pw.add_argument("--name", required=True)
+    pw.add_argument("--admin", metavar="NAME", help="acting administrator (default: the user themself)")
+    pw.add_argument("--reason", default="", help="why (kept in the audit trail)")
+    _common(pw)
+    pw.set_defaults(func=run_user_passwd)
+    for verb, active in (("disable", False), ("enable", True)):
+        d = u_sub.add_parser(verb, help=f"{verb} a user's account (administrator; password on stdin; audited)")
+        d.add_argument("--name", required=True)
+        d.add_argument("--admin", default="admin", metavar="NAME", help="acting administrator (default: admin)")
+        d.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+        _common(d)
+        d.set_defaults(func=run_user_active, active=active)
+    ro = u_sub.add_parser("role", help="change a user's role (administrator; password on stdin; audited)")
+    ro.add_argument("--name", required=True)
+    ro.add_argument("--role", required=True, choices=("admin", "reader", "adjudicator", "statistician"))
+    ro.add_argument("--admin", default="admin", metavar="NAME", help="acting administrator (default: admin)")
+    ro.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    _common(ro)
+    ro.set_defaults(func=run_user_role)
 
     w = sub.add_parser("worklist", help="show a reader's (or adjudicator's) worklist (password on stdin)")
     w.add_argument("--user", required=True, metavar="NAME")
@@ -134,7 +164,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     au = sub.add_parser("audit", help="check or export the audit trail")
     au_sub = au.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    v = au_sub.add_parser("verify", help="check the hash chain and that no row was changed behind the program's back")
+    v = au_sub.add_parser("verify", help="check the hash chain, its MACs under the audit key, anchors, and that "
+                          "no row was changed behind the program's back")
+    v.add_argument("--anchor", action="append", default=[], metavar="ANCHOR",
+                   help="an anchor printed by `audit anchor` (the text, or a file holding it); repeatable")
     _common(v)
     v.set_defaults(func=run_audit_verify)
     x = au_sub.add_parser("export", help="write the audit trail as CSV (administrator; password on stdin)")
@@ -142,6 +175,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     x.add_argument("--out", required=True, metavar="CSV")
     _common(x)
     x.set_defaults(func=run_audit_export)
+    an = au_sub.add_parser("anchor", help="print the chain head signed with the audit key, for the sponsor to "
+                           "keep (administrator; password on stdin)")
+    an.add_argument("--user", required=True, metavar="NAME")
+    an.add_argument("--out", metavar="FILE", help="also write the anchor to FILE")
+    _common(an)
+    an.set_defaults(func=run_audit_anchor)
+    k = au_sub.add_parser("key", help="the audit key")
+    k_sub = k.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    kc = k_sub.add_parser("create", help="give a study made before audit keys its key (administrator; password "
+                          "on stdin); prints the first anchor")
+    kc.add_argument("--user", required=True, metavar="NAME")
+    _common(kc)
+    kc.set_defaults(func=run_audit_key_create)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -180,6 +226,20 @@ def study_location(db: str | None, storage: str | None) -> tuple[str, str | None
     return settings.effective_database_url(), storage or settings.effective_study_storage()
 
 
+def audit_key_location(db: str | None, audit_key: str | None) -> str | None:
+    """``--audit-key``, else (for the settings' study, when no ``--db``) the settings'
+    ``audit_key_file``, else None: ``READERAPP_AUDIT_KEY`` or the file beside the study."""
+    if audit_key or db:
+        return audit_key
+    import os
+
+    if os.environ.get("READERAPP_AUDIT_KEY"):
+        return None
+    from ..settings import load_settings
+
+    return load_settings().audit_key_file or None
+
+
 def _service(args: argparse.Namespace):
     """The one place that picks the backend: a study server (``--server``, or the settings' study
     server when no ``--db`` is given) or the local study service."""
@@ -196,7 +256,8 @@ def _service(args: argparse.Namespace):
         if sys.stderr is not None and sys.stderr.isatty():
             client.progress = _transfer_progress
         return client
-    return open_study(*study_location(args.db, args.storage))
+    return open_study(*study_location(args.db, args.storage),
+                      audit_key=audit_key_location(args.db, getattr(args, "audit_key", None)))
 
 
 def _transfer_progress(done: int, total: int) -> None:
@@ -247,7 +308,9 @@ def run_study_create(args: argparse.Namespace) -> int:
 def run_study_import(args: argparse.Namespace) -> int:
     svc = _service(args)
     actor = _login(svc, args.admin, _Passwords())
-    codes = svc.import_manifest(actor, args.manifest) if args.manifest else svc.import_folder(actor, args.folder)
+    ok = args.accept_burned_in
+    codes = (svc.import_manifest(actor, args.manifest, accept_burned_in=ok) if args.manifest
+             else svc.import_folder(actor, args.folder, accept_burned_in=ok))
     print(f"imported {len(codes)} scan(s) de-identified under random case codes")
     return 0
 
@@ -271,10 +334,19 @@ def run_study_links(args: argparse.Namespace) -> int:
     w = csv.DictWriter(buf, fieldnames=["code", "subject", "visit", "acquisition_date", "software_version"],
                        lineterminator="\n")
     w.writeheader()
-    w.writerows({**r, "software_version": __version__} for r in rows)
+    from ..study.private import csv_cell
+
+    # subjects and visits come from the import manifest: never let a cell run as a formula
+    w.writerows({k: csv_cell(v) for k, v in {**r, "software_version": __version__}.items()} for r in rows)
     if args.out:
-        Path(args.out).write_text(buf.getvalue(), encoding="utf-8")
+        from ..study.private import write_private_text
+
+        write_private_text(args.out, buf.getvalue())  # the unblinding key: owner-only
         print(f"wrote {len(rows)} links to {args.out}")
+        if svc.has_audit_key():  # the audit trail's signed head as of this export
+            from ..study.private import anchor_path
+
+            write_private_text(anchor_path(args.out), svc.audit_anchor(actor) + "\n")
     else:
         sys.stdout.write(buf.getvalue())
     return 0
@@ -378,16 +450,76 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _anchor_text(value: str) -> str:
+    p = Path(value)
+    if not value.startswith("RA-ANCHOR") and p.is_file():
+        return p.read_text(encoding="utf-8").strip()
+    return value
+
+
 def run_audit_verify(args: argparse.Namespace) -> int:
     svc = _service(args)
-    rep = svc.audit_verify()
+    rep = svc.audit_verify([_anchor_text(a) for a in args.anchor])
+    for note in rep.notes:
+        print(f"note: {note}")
     if rep.ok:
-        print(f"audit trail intact: {rep.records} records, every audited row matches")
+        how = (f"{rep.authenticated} authenticated by the audit key" if rep.authenticated
+               else "hash chain only, NOT authenticated (no audit key)")
+        anchored = f", {len(args.anchor)} anchor(s) match" if args.anchor else ""
+        print(f"audit trail intact: {rep.records} records ({how}{anchored}), every audited row matches")
         return 0
     print(f"audit trail check FAILED ({len(rep.problems)} problem(s)):")
     for p in rep.problems:
         print(f"  {p}")
     return VERIFY_FAILED
+
+
+def run_audit_anchor(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.user, _Passwords())
+    anchor = svc.audit_anchor(actor)
+    if args.out:
+        from ..study.private import write_private_text
+
+        write_private_text(args.out, anchor + "\n")
+    print(anchor)
+    return 0
+
+
+def run_audit_key_create(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.user, _Passwords())
+    anchor = svc.audit_key_create(actor)
+    print(f"audit key written to {svc.audit_key_where()} (mode 0600): keep it where the database's "
+          "administrators cannot write; the sponsor keeps this first anchor:", file=sys.stderr)
+    print(anchor)
+    return 0
+
+
+def run_user_passwd(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    pw = _Passwords()
+    new_password = pw.get(f"new password for {args.name}: ")
+    actor = _login(svc, args.admin or args.name, pw)
+    svc.set_password(actor, args.name, new_password, args.reason)
+    print(f"password of {args.name} set")
+    return 0
+
+
+def run_user_active(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.admin, _Passwords())
+    svc.set_user_active(actor, args.name, args.active, args.reason)
+    print(f"{args.name} {'enabled' if args.active else 'disabled'}")
+    return 0
+
+
+def run_user_role(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    actor = _login(svc, args.admin, _Passwords())
+    svc.set_user_role(actor, args.name, args.role, args.reason)
+    print(f"{args.name} is now {args.role}")
+    return 0
 
 
 def run_audit_export(args: argparse.Namespace) -> int:

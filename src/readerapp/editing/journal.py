@@ -12,11 +12,18 @@ A record is ``magic kind n plen | zlib(idx, old, new) | crc32``; reading stops a
 truncated or damaged record (the write that the kill interrupted). Kinds: edit, undo, redo
 (replayed through the editor, so the undo history comes back too) and saved (a read was saved:
 nothing after it means nothing to restore).
+
+A full disk does not end journaling for the session: a failed append is cut back off the file (no
+torn record stays), reported once (:class:`JournalError`), and the next finished step tries to
+*checkpoint*: the current label map becomes the journal's new base and the record file starts
+again empty. Once that succeeds, later steps are journaled as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import gzip
 import hashlib
 import json
@@ -70,6 +77,13 @@ def journal_folder(series_uid: str, shape: tuple[int, ...], root: Path | None = 
 
 def labels_digest(labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(labels).data).hexdigest()
+
+
+def _size(fh) -> int:  # type: ignore[no-untyped-def]
+    try:
+        return int(os.fstat(fh.fileno()).st_size)
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -188,11 +202,18 @@ def find_recoverable(
 class Journal:
     """Appends the editor's finished steps to disk, each fsynced before the next input."""
 
-    def __init__(self, folder: Path, index_dtype: np.dtype, fh) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, folder: Path, index_dtype: np.dtype, fh,  # type: ignore[no-untyped-def]
+                 labels: np.ndarray | None = None) -> None:
         self.folder = folder
         self.index_dtype = np.dtype(index_dtype)
         self._fh = fh
         self.records_written = 0
+        #: The live label map the steps are applied to (what a checkpoint writes as the base).
+        self._labels = labels
+        #: Size of the intact records on disk: a failed append is truncated back to it.
+        self._good = _size(fh)
+        #: An append failed: the next step checkpoints instead of appending.
+        self.broken = False
 
     @classmethod
     def start(
@@ -220,15 +241,15 @@ class Journal:
             }
             # Durable before any edit is appended: without it a power cut loses the whole journal.
             atomic_write_json(folder / META_NAME, meta)
-            fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
+            fh = open(folder / JOURNAL_NAME, "ab", buffering=0)  # noqa: SIM115 (held open for appends)
             os.fsync(fh.fileno())
             fsync_dir(folder)
         except OSError as exc:
             raise JournalError(f"cannot write the edit journal in {folder}: {exc}") from exc
-        return cls(folder, index_dtype, fh)
+        return cls(folder, index_dtype, fh, base_labels)
 
     @classmethod
-    def resume(cls, recoverable: Recoverable) -> Journal:
+    def resume(cls, recoverable: Recoverable, labels: np.ndarray | None = None) -> Journal:
         """Keep appending to a journal whose steps were just restored."""
         folder = recoverable.folder
         index_dtype = np.dtype(recoverable.meta["index_dtype"])
@@ -238,25 +259,80 @@ class Journal:
                 # fsynced before the rename: otherwise a power cut could leave an empty journal
                 good = b"".join(_encode(k, e, index_dtype) for k, e in steps)
                 atomic_write(folder / JOURNAL_NAME, lambda tmp: _write_bytes(tmp, good))
-            fh = open(folder / JOURNAL_NAME, "ab")  # noqa: SIM115 (held open for appends)
+            fh = open(folder / JOURNAL_NAME, "ab", buffering=0)  # noqa: SIM115 (held open for appends)
         except OSError as exc:
             raise JournalError(f"cannot write the edit journal in {folder}: {exc}") from exc
-        return cls(folder, index_dtype, fh)
+        return cls(folder, index_dtype, fh, labels)
 
     def attach(self, editor: LabelEditor) -> None:
+        self._labels = editor.labels
         editor.subscribe_steps(self.append)
 
     def append(self, kind: str, edit: Edit | None = None) -> None:
+        """Append one finished step, fsynced. Raises :class:`JournalError` once when the disk
+        refuses; later steps then checkpoint (and journal normally once that works)."""
         if self._fh is None:
+            return
+        if self.broken:
+            self._checkpoint()  # the new base already holds this step
             return
         rec = _encode(kind, edit if kind == "edit" else None, self.index_dtype)
         try:
-            self._fh.write(rec)
+            view = memoryview(rec)
+            while view:
+                n = self._fh.write(view)
+                if not n:
+                    raise OSError(errno.EIO, "the journal file accepted no bytes")
+                view = view[n:]
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:
-            raise JournalError(f"cannot append to the edit journal in {self.folder}: {exc}") from exc
+            self._cut_back()
+            self.broken = True
+            raise JournalError(
+                f"cannot append to the edit journal in {self.folder}: {exc}; editing goes on and the "
+                "journal resumes by itself once there is room on the disk"
+            ) from exc
+        self._good += len(rec)
         self.records_written += 1
+
+    def _cut_back(self) -> None:
+        """Remove a partly written record, so the file holds intact records only."""
+        # a record that stays torn is dropped when read (CRC), and the checkpoint resets anyway
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            self._fh.truncate(self._good)
+
+    def _checkpoint(self) -> bool:
+        """Make the current label map the journal's base and start an empty record file."""
+        if self._labels is None:
+            return False
+        folder = self.folder
+        try:
+            with contextlib.suppress(OSError, AttributeError):
+                self._fh.close()
+            # Empty the records first: a crash part-way then leaves nothing to restore rather than
+            # records that do not fit their base.
+            fh = open(folder / JOURNAL_NAME, "wb", buffering=0)  # noqa: SIM115 (held open for appends)
+            self._fh = fh
+            os.fsync(fh.fileno())
+            labels = self._labels
+
+            def write_base(tmp: Path) -> None:
+                with gzip.open(tmp, "wb", compresslevel=1) as f:
+                    f.write(np.ascontiguousarray(labels).data)
+
+            atomic_write(folder / BASE_NAME, write_base)
+            meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
+            meta["base_sha256"] = labels_digest(labels)
+            meta["checkpoint_utc"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+            atomic_write_json(folder / META_NAME, meta)
+        except (OSError, ValueError) as exc:
+            log.info("edit journal still cannot be written in %s: %s", folder, exc)
+            return False
+        self._good = 0
+        self.broken = False
+        log.info("edit journal in %s resumed from a checkpoint", folder)
+        return True
 
     def mark_saved(self) -> None:
         """The read was saved: a later start on this scan has nothing to restore."""

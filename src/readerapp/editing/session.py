@@ -197,7 +197,7 @@ class ReadingSession:
                 self.acc.reset(self.labels)
                 raise
             self.acc.reset(self.labels)
-            self.journal = Journal.resume(restore)
+            self.journal = Journal.resume(restore, self.labels)
             self.steps_since_save = max(n, 1)
             self.edits_since_start += n
         else:
@@ -210,9 +210,10 @@ class ReadingSession:
         return n
 
     def _journal_step(self, kind: str, edit: Edit | None = None) -> None:
-        """Append a finished step. A write that fails stops journaling and is reported through
+        """Append a finished step. A write that fails (a full disk) is reported once through
         :attr:`journal_error`; raised from here it escaped the mouse handler half-way through
-        the step's listeners (views and panels not updated, the reader not told)."""
+        the step's listeners (views and panels not updated, the reader not told). The journal
+        then checkpoints on a later step and goes on once the disk has room again."""
         if self.journal is None:
             return
         try:
@@ -220,7 +221,6 @@ class ReadingSession:
         except JournalError as exc:
             log.warning("%s", exc)
             self.journal_error = str(exc)
-            self.journal.close()  # no records after a torn one: later appends are no-ops
 
     def _on_step(self, kind: str, edit: Edit) -> None:
         self.edits_since_start += 1

@@ -462,8 +462,9 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.controller.session
         if s is not None and s.journal_error and s.journal_error != self._journal_error_shown:
             self._journal_error_shown = s.journal_error
-            self.show_error(f"Edits are no longer journaled ({s.journal_error}). Save the read "
-                            "soon: after a crash they could not be restored.")
+            self.show_error(f"Edits are no longer journaled for now ({s.journal_error}). Journaling "
+                            "resumes by itself once the disk has room; until then save the read "
+                            "soon: after a crash the latest edits could not be restored.")
 
     def _on_settings_changed(self) -> None:
         st = self.controller.settings

@@ -8,6 +8,7 @@ folder, so an interrupted transfer resumes where it stopped; HTTP and network fa
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any
 from ..errors import PacsError
 from ..progress import ProgressFn, no_progress
 from ..settings import PacsNode, password_env_var
-from .models import RetrieveResult, SendResult, SeriesHit, StudyHit
+from .models import RetrieveResult, SendResult, SeriesHit, StudyHit, transport_warnings
 from .staging import Staging
+
+log = logging.getLogger(__name__)
 
 _STUDY_FIELDS = (
     "StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "AccessionNumber",
@@ -106,6 +109,9 @@ class DicomWebNode:
         # No silent retries: a timeout should take timeout_s, not a multiple of it; an interrupted
         # retrieve resumes where it stopped when asked again.
         self.client.set_http_retry_params(retry=False)
+        self.warnings = transport_warnings(name, node)
+        for w in self.warnings:
+            log.warning("%s", w)
 
     # -- errors -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -239,7 +245,7 @@ class DicomWebNode:
                     study_instance_uid=study_uid, series_instance_uid=series_uid,
                     sop_instance_uid=sop,
                 )
-            staging.write_dataset(ds)
+            staging.write_dataset(ds, sop)  # refused unless it is the instance asked for
 
         # A few requests in flight hide the per-request latency; each file lands atomically,
         # so stopping at any point leaves a folder that the next call resumes.
@@ -254,6 +260,7 @@ class DicomWebNode:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             staging.write_manifest(route="wado-rs")
+        result.failed = staging.missing()  # complete only when every listed instance is here
         progress(1.0, f"{result.received} retrieved, {result.skipped} already present")
         return result
 

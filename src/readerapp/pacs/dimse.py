@@ -9,6 +9,7 @@ for. Refused associations, closed ports and timeouts become :class:`PacsError` m
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -19,8 +20,10 @@ from typing import Any
 from ..errors import PacsError
 from ..progress import Cancelled, ProgressFn, no_progress
 from ..settings import PacsNode
-from .models import RetrieveResult, SendResult, SeriesHit, StudyHit
+from .models import RetrieveResult, SendResult, SeriesHit, StudyHit, transport_warnings
 from .staging import Staging
+
+log = logging.getLogger(__name__)
 
 #: Storage SOP classes we accept on C-GET and on our C-MOVE destination (CT and our results).
 ACCEPTED_STORAGE = (
@@ -88,7 +91,9 @@ class StorageSCP:
     C-MOVE runs; anything arriving outside one is refused (status 0xA700... not accepted).
     """
 
-    def __init__(self, ae_title: str, port: int, host: str = "") -> None:
+    def __init__(self, ae_title: str, port: int, host: str = "", ssl_context: Any = None) -> None:
+        #: A server TLS context (our certificate): the PACS then sends over TLS.
+        self.ssl_context = ssl_context
         self.ae_title = ae_title
         self.port = port
         self.host = host
@@ -120,7 +125,8 @@ class StorageSCP:
         ae.add_supported_context(_VERIFICATION)
         try:
             self._server = ae.start_server(
-                (self.host, self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
+                (self.host, self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
+                ssl_context=self.ssl_context,
             )
         except OSError as exc:
             raise PacsError(
@@ -163,6 +169,9 @@ class DimseNode:
         self.local_ae_title = local_ae_title
         self.storage_port = storage_port
         self._scp: StorageSCP | None = None
+        self.warnings = transport_warnings(name, node)
+        for w in self.warnings:
+            log.warning("%s", w)
 
     @property
     def where(self) -> str:
@@ -170,6 +179,43 @@ class DimseNode:
         return f"PACS {self.name!r} ({n.ae_title}@{n.host}:{n.port})"
 
     # -- associations -----------------------------------------------------------------------
+    def _tls_context(self) -> Any:
+        """A client TLS context: the PACS's certificate checked against ``tls_ca_file`` (or the
+        system's CAs) and its host name, unless ``verify_tls`` is off (warned about)."""
+        import ssl
+
+        n = self.node
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=n.tls_ca_file or None)
+            if n.tls_cert_file:
+                ctx.load_cert_chain(n.tls_cert_file, n.tls_key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise PacsError(f"{self.where}: cannot set up TLS ({exc}); check tls_ca_file, "
+                            "tls_cert_file and tls_key_file") from exc
+        if not n.verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def _server_tls_context(self) -> Any:
+        """Our storage SCP's TLS context for C-MOVE (our certificate; the PACS's checked against
+        ``tls_ca_file`` when given); None without TLS."""
+        import ssl
+
+        n = self.node
+        if not n.tls:
+            return None
+        if not n.tls_cert_file:
+            raise PacsError(f"{self.where}: C-MOVE over TLS needs our own certificate: set "
+                            f"pacs.{self.name}.tls_cert_file and tls_key_file, or use C-GET")
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=n.tls_ca_file or None)
+            ctx.load_cert_chain(n.tls_cert_file, n.tls_key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise PacsError(f"{self.where}: cannot set up TLS for our storage SCP ({exc})") from exc
+        ctx.verify_mode = ssl.CERT_REQUIRED if n.tls_ca_file and n.verify_tls else ssl.CERT_NONE
+        return ctx
+
     def _check_port(self) -> None:
         try:
             with socket.create_connection((self.node.host, int(self.node.port)), timeout=self.node.timeout_s):
@@ -215,6 +261,7 @@ class DimseNode:
         assoc = ae.associate(
             self.node.host, int(self.node.port), ae_title=self.node.ae_title,
             ext_neg=ext or None, evt_handlers=all_handlers,
+            tls_args=(self._tls_context(), self.node.host) if self.node.tls else None,
         )
         if not assoc.is_established:
             if assoc.is_rejected:
@@ -414,7 +461,8 @@ class DimseNode:
             return result
         todo = result.expected - result.skipped
         own = self._scp is None
-        scp = self._scp or StorageSCP(self.local_ae_title, self.storage_port).start()
+        scp = self._scp or StorageSCP(self.local_ae_title, self.storage_port,
+                                      ssl_context=self._server_tls_context()).start()
         try:
             with scp.receive_into(staging), self._association([(_MOVE, None)]) as assoc:
                 self._run_retrieve(

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from ..settings import PacsNode
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,34 @@ class PacsClient(Protocol):
     def send(self, files: list[Path], progress: ProgressFn = no_progress) -> SendResult: ...
 
     def close(self) -> None: ...
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def transport_warnings(name: str, node: PacsNode) -> list[str]:
+    """What is unsafe in how a node is reached: images and identities cross the network in
+    clear text (plain HTTP or DIMSE without TLS to another machine), or TLS without checking
+    whose certificate it is. Said once when the node is opened (logged), never refused."""
+    from urllib.parse import urlsplit
+
+    out: list[str] = []
+    if node.kind == "dicomweb":
+        u = urlsplit(node.url)
+        host = (u.hostname or "").lower()
+        if u.scheme == "http" and host not in _LOOPBACK and not host.startswith("127."):
+            out.append(f"PACS {name!r}: {node.url} is plain HTTP to another machine: patient data and "
+                       "the password cross the network unencrypted; use an https:// URL")
+        if u.scheme == "https" and not node.verify_tls:
+            out.append(f"PACS {name!r}: TLS certificates are not verified (verify_tls = false): anyone "
+                       "on the path can pose as the PACS")
+    else:
+        host = node.host.lower()
+        local = host in _LOOPBACK or host.startswith("127.")
+        if not node.tls and not local:
+            out.append(f"PACS {name!r}: DIMSE to {node.host} without TLS: images cross the network "
+                       "unencrypted; set pacs.NAME.tls = true (with tls_ca_file) if the PACS offers it")
+        if node.tls and not node.verify_tls:
+            out.append(f"PACS {name!r}: TLS certificates are not verified (verify_tls = false): anyone "
+                       "on the path can pose as the PACS")
+    return out

@@ -78,9 +78,12 @@ def retrieve_study(
 
 def import_series(
     result: RetrieveResult, service: Any, actor: Any, subject: str, visit: str, *,
-    acquisition_date: str | None = None, keep_staging: bool = False,
+    acquisition_date: str | None = None, keep_staging: bool = False, accept_burned_in: bool = False,
 ) -> str:
-    """Import a complete staged series into the study (de-identified there); the new case code."""
+    """Import a complete staged series into the study (de-identified there); the new case code.
+
+    ``accept_burned_in``: the administrator checked images flagged as possibly showing identity
+    in their pixels (see :func:`readerapp.study.deid.burned_in_reason`)."""
     if not result.complete:
         raise PacsError(
             f"series {result.series_uid} is incomplete ({result.skipped + result.received} of "
@@ -88,7 +91,8 @@ def import_series(
         )
     from ..study.importer import ImportEntry
 
-    codes = service.import_entries(actor, [ImportEntry(subject, visit, result.folder, acquisition_date)])
+    codes = service.import_entries(actor, [ImportEntry(subject, visit, result.folder, acquisition_date)],
+                                   accept_burned_in=accept_burned_in)
     if not keep_staging:
         shutil.rmtree(result.folder, ignore_errors=True)
     return str(codes[0])

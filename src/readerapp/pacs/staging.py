@@ -1,7 +1,8 @@
 """The staging folder a series is retrieved into, and the manifest that makes transfers resumable.
 
-Each instance lands as ``<SOPInstanceUID>.dcm``, written to a temporary name and renamed, so a
-file that exists is complete. ``manifest.json`` records which instances the PACS listed for the
+Each instance lands as ``<SOPInstanceUID>.dcm``, written to a temporary name, fsynced and renamed
+(and the folder fsynced), so a file that exists is complete and on disk; an instance that is not
+the one asked for (another SOP Instance UID, study or series) is refused, never counted. ``manifest.json`` records which instances the PACS listed for the
 series; a later retrieve skips those already present and moves only the rest.
 """
 
@@ -12,11 +13,13 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..errors import PacsError
+from ..fileio import atomic_write
 
 MANIFEST = "manifest.json"
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -60,21 +63,50 @@ class Staging:
         have = self.present()
         return [u for u in self.expected if u not in have]
 
-    def write_bytes(self, sop_uid: str, data: bytes) -> Path:
-        """Store one encoded instance atomically (complete, or not there at all)."""
-        path = self.path_for(sop_uid)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return path
+    def check_instance(self, ds: Any, sop_uid: str | None = None) -> None:
+        """Refuse an instance that is not the one asked for: its SOP Instance UID must be the
+        requested one (when known) and listed for this series, its study and series UIDs this
+        staging folder's. A retrieve is complete only when every listed instance is here."""
+        got_sop = str(getattr(ds, "SOPInstanceUID", "") or "")
+        got_study = str(getattr(ds, "StudyInstanceUID", "") or "")
+        got_series = str(getattr(ds, "SeriesInstanceUID", "") or "")
+        if sop_uid is not None and got_sop != sop_uid:
+            raise PacsError(f"the PACS sent instance {got_sop or '(no UID)'} when {sop_uid} was asked for")
+        if self.expected and got_sop not in set(self.expected):
+            raise PacsError(f"the PACS sent instance {got_sop or '(no UID)'}, which series "
+                            f"{self.series_uid} does not list")
+        if self.study_uid and got_study != self.study_uid:
+            raise PacsError(f"instance {got_sop} belongs to study {got_study}, not {self.study_uid}")
+        if self.series_uid and got_series != self.series_uid:
+            raise PacsError(f"instance {got_sop} belongs to series {got_series}, not {self.series_uid}")
 
-    def write_dataset(self, ds: Any) -> Path:
-        """Store a pydicom Dataset (with its file meta) atomically."""
+    def write_bytes(self, sop_uid: str, data: bytes) -> Path:
+        """Store one encoded instance atomically and durably (complete, or not there at all),
+        after checking it is the instance asked for (:meth:`check_instance`)."""
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True, force=True)
+        except Exception as exc:
+            raise PacsError(f"instance {sop_uid}: the PACS sent data that is not DICOM ({exc})") from exc
+        self.check_instance(ds, sop_uid)
+        path = self.path_for(sop_uid)
+
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(data)
+
+        return atomic_write(path, write, suffix=".part")
+
+    def write_dataset(self, ds: Any, sop_uid: str | None = None) -> Path:
+        """Store a pydicom Dataset (with its file meta) atomically and durably, after checking
+        it is the instance asked for (``sop_uid``) of this series."""
+        self.check_instance(ds, sop_uid)
         path = self.path_for(str(ds.SOPInstanceUID))
-        tmp = path.with_suffix(".part")
-        ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-        return path
+
+        def write(tmp: Path) -> None:
+            ds.save_as(tmp, enforce_file_format=True)
+
+        return atomic_write(path, write, suffix=".part")
 
     def read_manifest(self) -> dict[str, Any]:
         p = self.folder / MANIFEST

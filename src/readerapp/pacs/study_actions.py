@@ -30,7 +30,7 @@ def refuse_duplicate(service: Any, actor: Any, subject: str, visit: str) -> None
 def retrieve_into_study(
     client: PacsClient, service: Any, actor: Any, study_uid: str, series_uid: str, staging: Path,
     subject: str, visit: str, *, route: str = "", keep_staging: bool = False,
-    progress: ProgressFn = no_progress,
+    accept_burned_in: bool = False, progress: ProgressFn = no_progress,
 ) -> tuple[RetrieveResult, str | None]:
     """Retrieve one series (resumable) and, once complete, import it; (result, case code or None
     while the series is incomplete)."""
@@ -38,7 +38,8 @@ def retrieve_into_study(
     if not result.complete:
         return result, None
     progress(1.0, "importing into the study (de-identifying) ...")
-    return result, import_series(result, service, actor, subject, visit, keep_staging=keep_staging)
+    return result, import_series(result, service, actor, subject, visit, keep_staging=keep_staging,
+                                 accept_burned_in=accept_burned_in)
 
 
 @dataclass(frozen=True)

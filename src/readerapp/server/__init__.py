@@ -19,7 +19,8 @@ from typing import Any
 
 
 def open_study(db: str | None = None, storage: str | os.PathLike[str] | None = None,
-               server: str | None = None, *, cafile: str | None = None) -> Any:
+               server: str | None = None, *, cafile: str | None = None,
+               audit_key: str | os.PathLike[str] | None = None) -> Any:
     """The study backend a command or window uses: a :class:`StudyClient` for ``server`` (a URL),
     else the local :class:`~readerapp.study.service.StudyService` on ``db``/``storage``."""
     if server:
@@ -32,4 +33,4 @@ def open_study(db: str | None = None, storage: str | os.PathLike[str] | None = N
         return StudyClient(server, cafile=cafile)
     from ..study.service import StudyService
 
-    return StudyService(db, storage)
+    return StudyService(db, storage, audit_key=audit_key)

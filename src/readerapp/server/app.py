@@ -109,7 +109,22 @@ class AdjudicateBody(BaseModel):
 
 class ImportBody(BaseModel):
     upload: str
-    kind: str  # "folder" or "manifest"
+    kind: str  # "folder", "manifest" or "entries"
+    accept_burned_in: bool = False
+
+
+class PasswordChangeBody(BaseModel):
+    password: str
+    reason: str = ""
+
+
+class RoleBody(BaseModel):
+    role: str
+    reason: str
+
+
+class VerifyBody(BaseModel):
+    anchors: list[str] = []
 
 
 class PacsExportBody(BaseModel):
@@ -423,11 +438,11 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
                 rows = json.loads((dest / "entries.json").read_text(encoding="utf-8"))
                 codes = service.import_entries(a, [
                     ImportEntry(r["subject"], r["visit"], dest / r["folder"], r.get("acquisition_date"))
-                    for r in rows])
+                    for r in rows], accept_burned_in=body.accept_burned_in)
             elif body.kind == "manifest":
-                codes = service.import_manifest(a, dest / "manifest.csv")
+                codes = service.import_manifest(a, dest / "manifest.csv", accept_burned_in=body.accept_burned_in)
             else:
-                codes = service.import_folder(a, dest / "root")
+                codes = service.import_folder(a, dest / "root", accept_burned_in=body.accept_burned_in)
         finally:
             discard(body.upload)
         return {"codes": codes}
@@ -512,10 +527,36 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
         return {}
 
     # --- audit ---------------------------------------------------------------------------------
-    @app.get(f"{API}/audit/verify")
-    def audit_verify() -> dict[str, Any]:
-        rep = service.audit_verify()
-        return {"records": rep.records, "problems": list(rep.problems)}
+    @app.post(f"{API}/audit/verify")
+    def audit_verify(body: VerifyBody) -> dict[str, Any]:
+        rep = service.audit_verify(body.anchors)
+        return {"records": rep.records, "problems": list(rep.problems), "notes": list(rep.notes),
+                "authenticated": rep.authenticated, "legacy": rep.legacy}
+
+    @app.get(f"{API}/audit/key")
+    def audit_key_state() -> dict[str, Any]:
+        return {"has_key": service.has_audit_key()}
+
+    @app.post(f"{API}/audit/key")
+    def audit_key_create(a: Actor = Depends(actor)) -> dict[str, Any]:
+        return {"anchor": service.audit_key_create(a)}
+
+    @app.post(f"{API}/audit/anchor")
+    def audit_anchor(a: Actor = Depends(actor)) -> dict[str, Any]:
+        return {"anchor": service.audit_anchor(a)}
+
+    @app.post(f"{API}/users/{{name}}/password")
+    def set_password(name: str, body: PasswordChangeBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        service.set_password(a, name, body.password, body.reason)
+        if name != a.name:
+            sessions.drop_user(name)
+        return {}
+
+    @app.post(f"{API}/users/{{name}}/role")
+    def set_role(name: str, body: RoleBody, a: Actor = Depends(actor)) -> dict[str, Any]:
+        service.set_user_role(a, name, body.role, body.reason)
+        sessions.drop_user(name)  # the next log-in carries the new role
+        return {}
 
     @app.post(f"{API}/audit/export")
     def audit_export(a: Actor = Depends(actor)) -> dict[str, Any]:

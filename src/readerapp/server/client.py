@@ -54,6 +54,9 @@ class RemoteActor(Actor):
 class RemoteVerifyReport:
     records: int
     problems: list[str]
+    notes: list[str] = field(default_factory=list)
+    authenticated: int = 0
+    legacy: int = 0
 
     @property
     def ok(self) -> bool:
@@ -325,26 +328,28 @@ class StudyClient:
             "upload": uid, "form": form_d}))
 
     # --- administrator and statistician ---------------------------------------------------------
-    def _import_tar(self, actor: Actor, kind: str, fill: Callable[[tarfile.TarFile], None]) -> list[str]:
+    def _import_tar(self, actor: Actor, kind: str, fill: Callable[[tarfile.TarFile], None],
+                    accept_burned_in: bool = False) -> list[str]:
         with tempfile.TemporaryDirectory() as tmp:
             tar = Path(tmp) / "import.tar"
             with tarfile.open(tar, "w") as tf:
                 fill(tf)
             uid = self._upload(actor, tar, ".tar")
-        return list(self._json("POST", "/import", actor, json={"upload": uid, "kind": kind})["codes"])
+        return list(self._json("POST", "/import", actor, json={
+            "upload": uid, "kind": kind, "accept_burned_in": accept_burned_in})["codes"])
 
-    def import_folder(self, actor: Actor, root: str | Path) -> list[str]:
+    def import_folder(self, actor: Actor, root: str | Path, *, accept_burned_in: bool = False) -> list[str]:
         r = Path(root)
         if not r.is_dir():
             raise study_errors.ImportDataError(f"{r} is not a folder")
-        return self._import_tar(actor, "folder", lambda tf: tf.add(r, arcname="root"))
+        return self._import_tar(actor, "folder", lambda tf: tf.add(r, arcname="root"), accept_burned_in)
 
-    def import_manifest(self, actor: Actor, manifest: str | Path) -> list[str]:
+    def import_manifest(self, actor: Actor, manifest: str | Path, *, accept_burned_in: bool = False) -> list[str]:
         from ..study.importer import parse_manifest
 
-        return self.import_entries(actor, parse_manifest(manifest))
+        return self.import_entries(actor, parse_manifest(manifest), accept_burned_in=accept_burned_in)
 
-    def import_entries(self, actor: Actor, entries: list[Any]) -> list[str]:
+    def import_entries(self, actor: Actor, entries: list[Any], *, accept_burned_in: bool = False) -> list[str]:
         """Send each entry's folder (as f1, f2, ...) with the list of subjects and visits; the
         server imports all or nothing."""
         rows = []
@@ -362,7 +367,7 @@ class StudyClient:
             for i, e in enumerate(entries, 1):
                 tf.add(e.folder, arcname=f"f{i}")
 
-        return self._import_tar(actor, "entries", fill)
+        return self._import_tar(actor, "entries", fill, accept_burned_in)
 
     # --- the site's side: originals and PACS send-back -------------------------------------------
     def case_originals(self, actor: Actor, codes: Any = None) -> list[CaseOriginal]:
@@ -424,9 +429,28 @@ class StudyClient:
         return ExportResult(folder=out, csv_path=out / d["csv"], rows=d["rows"],
                             dicom_files=[out / p for p in d["dicom_files"]], problems=list(d["problems"]))
 
-    def audit_verify(self) -> RemoteVerifyReport:
-        d = self._json("GET", "/audit/verify")
-        return RemoteVerifyReport(records=d["records"], problems=list(d["problems"]))
+    def audit_verify(self, anchors: Any = ()) -> RemoteVerifyReport:
+        d = self._json("POST", "/audit/verify", json={"anchors": list(anchors)})
+        return RemoteVerifyReport(records=d["records"], problems=list(d["problems"]), notes=list(d["notes"]),
+                                  authenticated=d["authenticated"], legacy=d["legacy"])
+
+    def has_audit_key(self) -> bool:
+        return bool(self._json("GET", "/audit/key")["has_key"])
+
+    def audit_key_where(self) -> str:
+        return f"the study server {self.url}"
+
+    def audit_key_create(self, actor: Actor) -> str:
+        return str(self._json("POST", "/audit/key", actor)["anchor"])
+
+    def audit_anchor(self, actor: Actor) -> str:
+        return str(self._json("POST", "/audit/anchor", actor)["anchor"])
+
+    def set_password(self, actor: Actor, name: str, new_password: str, reason: str = "") -> None:
+        self._json("POST", f"/users/{name}/password", actor, json={"password": new_password, "reason": reason})
+
+    def set_user_role(self, actor: Actor, name: str, role: str | Role, reason: str) -> None:
+        self._json("POST", f"/users/{name}/role", actor, json={"role": str(role), "reason": reason})
 
     def audit_export(self, actor: Actor, path: str | os.PathLike[str]) -> int:
         d = self._json("POST", "/audit/export", actor)

@@ -44,7 +44,8 @@ def warm_up() -> None:
 
 def serve(db: str, storage: str | os.PathLike[str] | None, host: str = "127.0.0.1", port: int = 8443,
           tls_cert: str | None = None, tls_key: str | None = None,
-          token_lifetime: dt.timedelta = TOKEN_LIFETIME) -> None:
+          token_lifetime: dt.timedelta = TOKEN_LIFETIME,
+          audit_key: str | os.PathLike[str] | None = None) -> None:
     """Open the study (never migrating it) and serve it until interrupted."""
     import uvicorn
 
@@ -56,7 +57,7 @@ def serve(db: str, storage: str | os.PathLike[str] | None, host: str = "127.0.0.
                              "--tls-key (plain HTTP is allowed on 127.0.0.1 only)")
         log.warning("serving plain HTTP on %s: only for this machine; use --tls-cert/--tls-key for a network",
                     host)
-    service = StudyService(db, storage, migrate=False)
+    service = StudyService(db, storage, migrate=False, audit_key=audit_key)
     app = create_app(service, token_lifetime=token_lifetime)
     warm_up()
     uvicorn.run(app, host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,

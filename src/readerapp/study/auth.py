@@ -54,6 +54,18 @@ def check_password(stored_hash: str, password: str) -> bool:
         return False
 
 
+_DUMMY_HASH: str | None = None
+
+
+def dummy_check(password: str) -> None:
+    """Spend the time of one password check, for a name that has no account: a log-in with an
+    unknown name must not answer faster than one with a wrong password."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _HASHER.hash("readerapp-dummy-password")
+    check_password(_DUMMY_HASH, password)
+
+
 def utc_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

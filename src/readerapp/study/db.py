@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .auditkey import AuditKey, default_key_path, load_key
 from .errors import StudyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -71,7 +72,15 @@ def storage_dir_for(url: str, storage: str | os.PathLike[str] | None = None) -> 
 def _sqlite_engine(url: str) -> Engine:
     u = make_url(url)
     if u.database and u.database != ":memory:":
-        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        # A local study is its owner's alone (docs/STUDY.md): a new folder 0700, the file 0600
+        # (SQLite gives its journal and WAL files the database file's mode).
+        from .private import FILE_MODE, private_dir
+
+        db_path = Path(u.database)
+        if not db_path.parent.exists():
+            private_dir(db_path.parent)
+        if not db_path.exists():
+            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -216,8 +225,14 @@ class Database:
     ``migrate``: bring the schema up to date on open (default: only for a local SQLite file; any
     other database must already have been migrated by an administrator, see :func:`migrate`)."""
 
-    def __init__(self, db: str | os.PathLike[str] | None = None, storage: str | os.PathLike[str] | None = None,
-                 *, migrate: bool | None = None):
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        storage: str | os.PathLike[str] | None = None,
+        *,
+        audit_key: str | os.PathLike[str] | None = None,
+        migrate: bool | None = None,
+    ):
         self.url = resolve_db_url(db)
         self.engine = make_engine(self.url)
         if migrate is None:
@@ -233,12 +248,45 @@ class Database:
                 f"{exc.orig}"
             ) from exc
         self.storage = storage_dir_for(self.url, storage)
+        #: A local (SQLite) study: its files are created readable by their owner only. A server
+        #: study's shared folder keeps the site's own permissions (several accounts share it).
+        self.private = self.engine.dialect.name == "sqlite"
+        self.audit_key_path = (Path(audit_key).expanduser().resolve() if audit_key
+                               else default_key_path(self.url, self.storage))
+        self._audit_key: AuditKey | None = None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def audit_key(self) -> AuditKey | None:
+        """The study's audit key (see :mod:`readerapp.study.auditkey`), None if there is none."""
+        if self._audit_key is None:
+            self._audit_key = load_key(self.audit_key_path)
+        return self._audit_key
+
+    def make_dir(self, path: Path) -> Path:
+        """Create a folder of the study (owner-only for a local study)."""
+        if self.private:
+            from .private import private_dir
+
+            return private_dir(path)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def install_audit_key(self, key: AuditKey) -> None:
+        self._audit_key = key
+
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed on success, rolled back on any error."""
+    def transaction(self, *, snapshot: bool = False) -> Iterator[Session]:
+        """One unit of work: committed on success, rolled back on any error.
+
+        ``snapshot`` reads everything from one snapshot (REPEATABLE READ on PostgreSQL; an SQLite
+        transaction holds the write lock and sees one state anyway): for checks that read many
+        tables, such as ``audit verify``, while others write."""
         with self._sessions.begin() as session:
+            session.info["audit_key"] = self.audit_key
+            session.info["audit_key_path"] = self.audit_key_path
+            if snapshot and self.engine.dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
 
     def dispose(self) -> None:

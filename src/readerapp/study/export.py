@@ -27,9 +27,12 @@ from . import audit, rules
 from .auth import Actor, Role, require
 from .errors import ImportDataError, StudyError
 from .models import Adjudication, Case, CaseLink, Randomization, Read, User, snapshot
+from .private import private_dir, write_csv, write_private_text
 from .reading import ReadingMixin, _latest_signed_by_case, final_read_rows
 
 ENDPOINTS_CSV = "endpoints.csv"
+#: The signed head of the audit trail as of the export (``audit verify --anchor FILE``).
+AUDIT_ANCHOR = "audit-anchor.txt"
 
 
 @dataclass
@@ -137,8 +140,7 @@ class ExportMixin(ReadingMixin):
         if randomization is not None:
             self.import_randomization(actor, randomization)
         cfg = self.config
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = private_dir(out_dir)  # the export unblinds: owner-only
         vindex = {v: i for i, v in enumerate(cfg.visits)}
         rows: list[dict[str, Any]] = []
         finals: list[tuple[CaseLink, Case, list[Read]]] = []
@@ -210,11 +212,7 @@ class ExportMixin(ReadingMixin):
         for row in rows:
             row["software_version"] = __version__
         csv_path = out / ENDPOINTS_CSV
-        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(columns)
-            for row in rows:
-                w.writerow([fmt(row.get(c)) for c in columns])
+        write_csv(csv_path, columns, ([fmt(row.get(c)) for c in columns] for row in rows))
         result = ExportResult(folder=out, csv_path=csv_path, rows=len(rows))
         result.problems += [f"subject {subj} has no arm in the randomization list"
                             for subj in sorted({r["subject"] for r in rows if not r["arm"]})]
@@ -226,6 +224,10 @@ class ExportMixin(ReadingMixin):
         with self.db.transaction() as s:
             self._audit_event(s, actor.user_id, actor.name, "export", "export", out.name,
                               new={"rows": len(rows), "files": files, "problems": result.problems})
+            key = self.db.audit_key
+            anchor = audit.head_anchor(s, key, cfg.name) if key is not None else None
+        if anchor is not None:  # the audit trail's head, signed, as of this export
+            write_private_text(out / AUDIT_ANCHOR, anchor + "\n")
         return result
 
     def _export_dicom(self, link: CaseLink, case: Case, reads: list[Read], out: Path,
@@ -233,8 +235,7 @@ class ExportMixin(ReadingMixin):
         from ..readfile import load_read
         from .dicom_export import load_source_images, write_seg, write_sr
 
-        dest = out / "dicom" / _safe(link.subject) / _safe(link.visit)
-        dest.mkdir(parents=True, exist_ok=True)
+        dest = private_dir(out / "dicom" / _safe(link.subject) / _safe(link.visit))
         try:
             vol = self._case_volume(case)
             sources = load_source_images(self.storage / case.folder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -19,12 +20,17 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ..fileio import fsync_dir, write_durable
 from . import audit
 from .auth import Actor, Role, require
-from .deid import UidMapper, deidentify, sha256_bytes
+from .deid import UidMapper, burned_in_reason, deidentify, sha256_bytes
 from .errors import ImportDataError
 from .models import Case, CaseLink, Study
 from .reading import ReadingMixin
+
+#: Every stored case file and folder gets this modification time (2000-01-01 UTC), so the
+#: folder listing does not tell the order in which scans were imported.
+FIXED_MTIME = 946684800
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed safely
 
@@ -85,8 +91,39 @@ def scan_folder_tree(root: str | Path, visits: tuple[str, ...]) -> list[ImportEn
     return out
 
 
-def _read_series(folder: Path):
-    """The one CT series in ``folder`` (recursively), as pydicom datasets."""
+#: Files in a scan folder that are not images and are passed over without a word.
+_NOT_IMAGES = frozenset({"DICOMDIR", "README", "THUMBS.DB", "DESKTOP.INI", "LOCKFILE", "VERSION"})
+_NOT_IMAGE_SUFFIXES = frozenset({".txt", ".md", ".csv", ".json", ".xml", ".html", ".pdf", ".ini", ".log"})
+
+#: Uncompressed transfer syntaxes, whose pixel data length can be checked against the header.
+_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+
+
+def _skippable(f: Path) -> bool:
+    return (f.name.startswith(".") or f.name.upper() in _NOT_IMAGES
+            or f.suffix.lower() in _NOT_IMAGE_SUFFIXES)
+
+
+def _truncated(ds) -> bool:
+    """Whether an uncompressed image holds fewer pixel bytes than its header announces."""
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if ts not in _NATIVE or "PixelData" not in ds:
+        return False
+    try:
+        need = (int(ds.Rows) * int(ds.Columns) * int(getattr(ds, "NumberOfFrames", 1) or 1)
+                * int(getattr(ds, "SamplesPerPixel", 1) or 1) * int(ds.BitsAllocated) // 8)
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return len(ds.PixelData) < need
+
+
+def _read_series(folder: Path, *, allow_burned_in: bool = False):
+    """The one CT series in ``folder`` (recursively), as pydicom datasets.
+
+    All or nothing: a file that cannot be read (not DICOM, truncated, unreadable) refuses the
+    whole scan, naming the file, rather than being skipped (a lost slice at either end of a scan
+    would pass every geometry check). Images that may show identity in their pixels (see
+    :func:`readerapp.study.deid.burned_in_reason`) are refused unless ``allow_burned_in``."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -94,22 +131,42 @@ def _read_series(folder: Path):
         raise ImportDataError(f"{folder} is not a folder")
     series: dict[str, list] = {}
     for f in sorted(folder.rglob("*")):
-        if not f.is_file() or f.name.upper() == "DICOMDIR":
+        if not f.is_file() or _skippable(f):
             continue
         try:
             ds = pydicom.dcmread(f)
-        except (InvalidDicomError, OSError, ValueError):
-            continue
+        except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+            raise ImportDataError(
+                f"{f}: cannot be read as DICOM ({exc}); a scan is imported whole or not at all: "
+                "replace the file, or move it out of the folder if it is not part of the scan"
+            ) from exc
         if "PixelData" not in ds or getattr(ds, "Modality", "") != "CT":
             continue
-        series.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
+        if _truncated(ds):
+            raise ImportDataError(f"{f}: the image is cut short (fewer pixel bytes than its header says); "
+                                  "copy the scan again")
+        why = burned_in_reason(ds)
+        if why is not None and not allow_burned_in:
+            raise ImportDataError(
+                f"{f}: the image may show patient identity in its pixels ({why}); check the images "
+                "and, if they are clean, confirm with --accept-burned-in (an administrator's decision, "
+                "audited)"
+            )
+        series.setdefault(str(ds.SeriesInstanceUID), []).append((f, ds))
     if not series:
         raise ImportDataError(f"{folder} holds no CT image files")
     if len(series) > 1:
         raise ImportDataError(
             f"{folder} holds {len(series)} CT series; give each scan its own folder (one series)"
         )
-    return next(iter(series.values()))
+    files = next(iter(series.values()))
+    announced = {int(ds.ImagesInAcquisition) for _, ds in files
+                 if str(getattr(ds, "ImagesInAcquisition", "") or "").strip().isdigit()}
+    n_images = sum(int(getattr(ds, "NumberOfFrames", 1) or 1) for _, ds in files)
+    if len(announced) == 1 and (n := announced.pop()) > n_images and len(files) > 1:
+        raise ImportDataError(f"{folder}: the scan announces {n} images (ImagesInAcquisition) but "
+                              f"{n_images} are there; copy the whole scan")
+    return [ds for _, ds in files]
 
 
 def _header_date(ds) -> str:
@@ -121,16 +178,21 @@ def _header_date(ds) -> str:
 
 
 class ImportMixin(ReadingMixin):
-    def import_manifest(self, actor: Actor, manifest: str | Path) -> list[str]:
+    def import_manifest(self, actor: Actor, manifest: str | Path, *, accept_burned_in: bool = False) -> list[str]:
         require(actor, Role.ADMIN, action="importing scans")
-        return self.import_entries(actor, parse_manifest(manifest))
+        return self.import_entries(actor, parse_manifest(manifest), accept_burned_in=accept_burned_in)
 
-    def import_folder(self, actor: Actor, root: str | Path) -> list[str]:
+    def import_folder(self, actor: Actor, root: str | Path, *, accept_burned_in: bool = False) -> list[str]:
         require(actor, Role.ADMIN, action="importing scans")
-        return self.import_entries(actor, scan_folder_tree(root, self.config.visits))
+        return self.import_entries(actor, scan_folder_tree(root, self.config.visits),
+                                   accept_burned_in=accept_burned_in)
 
-    def import_entries(self, actor: Actor, entries: list[ImportEntry]) -> list[str]:
-        """Import every entry or none; returns the new case codes (in entry order)."""
+    def import_entries(self, actor: Actor, entries: list[ImportEntry], *,
+                       accept_burned_in: bool = False) -> list[str]:
+        """Import every entry or none; returns the new case codes (in entry order).
+
+        ``accept_burned_in`` is the administrator's confirmation that images flagged as possibly
+        showing identity in their pixels were checked (recorded in the audit trail)."""
         require(actor, Role.ADMIN, action="importing scans")
         cfg = self.config
         seen = set()
@@ -156,7 +218,8 @@ class ImportMixin(ReadingMixin):
                 while code in used:
                     code = new_case_code()
                 used.add(code)
-                prepared.append(self._copy_deidentified(e, code, uids, written))
+                prepared.append(self._copy_deidentified(e, code, uids, written, accept_burned_in))
+            fsync_dir(self.storage / "cases")  # every file and folder is on disk before the commit
             with self.db.transaction() as s:
                 for e, code, files, series_uid, study_uid, orig in prepared:
                     case = Case(
@@ -181,7 +244,9 @@ class ImportMixin(ReadingMixin):
                         original_series_uid=orig["series_uid"],
                     )
                     s.add(link)
-                    self._audit_row(s, actor, "case.import", case)
+                    self._audit_row(s, actor, "case.import", case,
+                                    reason="burned-in annotation check waived by the administrator"
+                                    if accept_burned_in else "")
                     self._audit_row(s, actor, "case.link", link)
         except BaseException:
             for d in written:
@@ -189,10 +254,12 @@ class ImportMixin(ReadingMixin):
             raise
         return [p[1] for p in prepared]
 
-    def _copy_deidentified(self, e: ImportEntry, code: str, uids: UidMapper, written: list[Path]):
-        datasets = _read_series(e.folder)
-        dest = self.storage / "cases" / code
-        dest.mkdir(parents=True, exist_ok=False)
+    def _copy_deidentified(self, e: ImportEntry, code: str, uids: UidMapper, written: list[Path],
+                           accept_burned_in: bool = False):
+        datasets = _read_series(e.folder, allow_burned_in=accept_burned_in)
+        cases = self.db.make_dir(self.storage / "cases")
+        dest = cases / code
+        dest.mkdir(mode=0o700 if self.db.private else 0o777, exist_ok=False)
         written.append(dest)
         files = []
         first = datasets[0]
@@ -207,9 +274,13 @@ class ImportMixin(ReadingMixin):
             out.save_as(buf, enforce_file_format=True)
             data = buf.getvalue()
             name = f"{i:05d}.dcm"
-            (dest / name).write_bytes(data)
+            write_durable(dest / name, data, 0o600 if self.db.private else 0o644)
+            os.utime(dest / name, (FIXED_MTIME, FIXED_MTIME))
             files.append([name, sha256_bytes(data)])
+        fsync_dir(dest)
         series_uid = uids(orig["series_uid"])
         study_uid = uids(orig["study_uid"])
         self._load_volume_folder(dest, source=e.folder)  # refuse what the core cannot measure
+        os.utime(dest, (FIXED_MTIME, FIXED_MTIME))
+        os.utime(cases, (FIXED_MTIME, FIXED_MTIME))
         return e, code, files, series_uid, study_uid, orig

@@ -148,6 +148,9 @@ class AuditLog(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    #: HMAC-SHA256 of seq and hash under the study's audit key (outside the database); None on
+    #: legacy records written before the study had a key.
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditHead(Base):
@@ -158,6 +161,10 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    #: Which audit key authenticates the trail (its public id), None before the study had one.
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: HMAC of seq and hash under that key: a truncated trail cannot be given a matching head.
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 #: Tables whose every row is snapshotted into the audit trail, with the function naming a row.

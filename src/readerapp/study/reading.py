@@ -223,7 +223,7 @@ class ReadingMixin(ServiceBase):
             labels = read_labelmap(Path(labels), vol)
         result = measure(vol, labels, backend="numpy", source=source)
         rel = f"reads/{case.code}/{secrets.token_hex(6)}"
-        folder = self.storage / rel
+        folder = self.db.make_dir(self.storage / rel)
         save_read(folder, volume=vol, labels=result.labels, form=rf, endpoints=result,
                   source=source, extra=extra)
         meta = json.loads((folder / "read.json").read_text(encoding="utf-8"))

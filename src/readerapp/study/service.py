@@ -10,26 +10,31 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from . import audit
+from .auditkey import AuditKey, AuditKeyError, create_key
 from .auth import (
     Actor,
     Role,
     check_password,
+    dummy_check,
     hash_password,
     issue,
     parse_role,
     require,
     utc_clock,
 )
+from .base import SYSTEM
 from .config import StudyConfig
 from .db import Database
 from .errors import (
@@ -41,10 +46,20 @@ from .errors import (
 )
 from .export import ExportMixin
 from .importer import ImportMixin
-from .models import AuditLog, AuthState, Case, CaseLink, Read, Study, User, snapshot
+from .models import AuditHead, AuditLog, AuthState, Case, CaseLink, Read, Study, User, snapshot
 from .originals import OriginalsMixin
+from .private import anchor_path, write_private_text
 
 log = logging.getLogger(__name__)
+
+#: The one answer to a failed log-in, whether the name or the password was wrong.
+LOGIN_FAILED = "unknown user or wrong password"
+#: How a log-in with a name that has no account is recorded (the name itself is not).
+UNKNOWN_USER = "unknown user"
+
+
+def _auth_snapshot(state: AuthState) -> dict[str, object]:
+    return {"failed_count": state.failed_count, "locked_until": state.locked_until}
 
 
 @dataclass(frozen=True)
@@ -70,9 +85,10 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         storage: str | os.PathLike[str] | None = None,
         *,
         clock: Callable[[], dt.datetime] = utc_clock,
+        audit_key: str | os.PathLike[str] | None = None,
         migrate: bool | None = None,
     ):
-        self.db = Database(db, storage, migrate=migrate)
+        self.db = Database(db, storage, audit_key=audit_key, migrate=migrate)
         self.clock = clock
         self._config: StudyConfig | None = None
 
@@ -88,6 +104,7 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
                     raise StudyPermissionError("creating a study in a database with users needs an administrator")
             else:
                 require(actor, Role.ADMIN, action="creating a study")
+            key = self._new_audit_key(s)
             study = Study(
                 id=1,
                 name=config.name,
@@ -97,7 +114,10 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
             )
             s.add(study)
             self._audit_row(s, actor, "study.create", study)
-        self.storage.mkdir(parents=True, exist_ok=True)
+            self._audit_event(s, None, SYSTEM, "audit.key", "audit", key.key_id,
+                              new={"key_id": key.key_id, "legacy_before": key.legacy_before,
+                                   "anchor_public_key": key.public_key_hex()})
+        self.db.make_dir(self.storage)
         self._config = config
         log.info("study created")
 
@@ -156,7 +176,10 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
 
     def login(self, name: str, password: str) -> Actor:
         """Check the password; lock the account after the study's number of failures. Every
-        attempt is audited (the failure is committed before the error is raised)."""
+        attempt is audited (the failure is committed before the error is raised), with the
+        account state it leaves (failures so far, lock). An unknown name costs the same password
+        check as a known one and gets the same answer as a wrong password; it is recorded as
+        "unknown user" with a keyed hash, never as typed (it may be a password)."""
         sec = self.config.security
         now = self.clock()
         failure: StudyError | None = None
@@ -164,37 +187,45 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
             user = s.scalar(select(User).where(User.name == name))
             state = None if user is None else (s.get(AuthState, user.id) or AuthState(user_id=user.id, failed_count=0))
             if user is None or state is None:
-                self._audit_event(s, None, name, "login.failed", "user", name, reason="unknown user")
-                failure = AuthenticationError("unknown user or wrong password")
+                dummy_check(password)
+                self._audit_event(s, None, UNKNOWN_USER, "login.failed", "user",
+                                  "name-hmac:" + self._name_token(s, name), reason="unknown user")
+                failure = AuthenticationError(LOGIN_FAILED)
             elif state.locked_until and dt.datetime.fromisoformat(state.locked_until) > now:
-                self._audit_event(s, user.id, name, "login.refused", "user", str(user.id), reason="account locked")
+                check_password(user.password_hash, password)  # same time as any other answer
+                self._audit_event(s, user.id, name, "login.refused", "user", str(user.id), reason="account locked",
+                                  new=_auth_snapshot(state))
                 failure = AccountLockedError(
                     f"the account {name!r} is locked after {sec.max_failed_logins} failed log-ins; "
                     f"try again after {state.locked_until[:19]} UTC or ask an administrator"
                 )
             elif not user.active:
+                ok = check_password(user.password_hash, password)
                 self._audit_event(s, user.id, name, "login.refused", "user", str(user.id), reason="account disabled")
-                failure = AuthenticationError(f"the account {name!r} is disabled")
+                # only the account's owner learns that it is disabled
+                failure = AuthenticationError(f"the account {name!r} is disabled" if ok else LOGIN_FAILED)
             elif not check_password(user.password_hash, password):
                 s.add(state)
                 state.failed_count = (state.failed_count or 0) + 1
                 if state.failed_count >= sec.max_failed_logins:
                     state.locked_until = (now + dt.timedelta(minutes=sec.lockout_minutes)).isoformat()
                     state.failed_count = 0
-                    self._audit_event(s, user.id, name, "login.locked", "user", str(user.id))
+                    self._audit_event(s, user.id, name, "login.locked", "user", str(user.id),
+                                      new=_auth_snapshot(state))
                     failure = AccountLockedError(
                         f"the account {name!r} is now locked for {sec.lockout_minutes:g} minutes after "
                         f"{sec.max_failed_logins} failed log-ins"
                     )
                 else:
-                    self._audit_event(s, user.id, name, "login.failed", "user", str(user.id))
-                    failure = AuthenticationError("unknown user or wrong password")
+                    self._audit_event(s, user.id, name, "login.failed", "user", str(user.id),
+                                      new=_auth_snapshot(state))
+                    failure = AuthenticationError(LOGIN_FAILED)
             else:
                 s.add(state)
                 state.failed_count = 0
                 state.locked_until = None
                 state.last_login_at = now.isoformat()
-                self._audit_event(s, user.id, name, "login", "user", str(user.id))
+                self._audit_event(s, user.id, name, "login", "user", str(user.id), new=_auth_snapshot(state))
                 actor = issue(Actor(
                     user_id=user.id,
                     name=user.name,
@@ -206,6 +237,46 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         if failure is not None:
             raise failure
         return actor
+
+    def _name_token(self, s: Session, name: str) -> str:
+        """A keyed hash of a name typed at log-in: attempts on one name can be grouped, but the
+        name (perhaps a password typed into the wrong field) cannot be read back."""
+        key = self.db.audit_key
+        if key is not None:
+            return key.keyed_hash(name)
+        study = s.get(Study, 1)
+        secret = study.deid_secret if study is not None else ""
+        return hmac.new(secret.encode(), b"name\0" + name.encode(), hashlib.sha256).hexdigest()[:24]
+
+    def set_user_role(self, actor: Actor, name: str, role: str | Role, reason: str) -> None:
+        """Change a user's role (audited with the reason)."""
+        require(actor, Role.ADMIN, action="changing a user's role")
+        role = parse_role(role) if isinstance(role, str) else role
+        if not reason.strip():
+            raise StudyError("give a reason for changing a user's role")
+        with self.db.transaction() as s:
+            user = self._user(s, name)
+            old = snapshot(user)
+            user.role = role.value
+            self._audit_row(s, actor, "user.role", user, old=old, reason=reason)
+
+    def set_password(self, actor: Actor, name: str, new_password: str, reason: str = "") -> None:
+        """Set a user's password: an administrator for anyone, or a user for themself. Clears a
+        lock (audited; the trail holds a hash of the hash, never the password)."""
+        if actor.name != name:
+            require(actor, Role.ADMIN, action="setting another user's password")
+        else:
+            actor.touch()
+        new_hash = hash_password(new_password)
+        with self.db.transaction() as s:
+            user = self._user(s, name)
+            old = snapshot(user)
+            user.password_hash = new_hash
+            state = s.get(AuthState, user.id)
+            if state is not None:
+                state.failed_count = 0
+                state.locked_until = None
+            self._audit_row(s, actor, "user.password", user, old=old, reason=reason or "password set")
 
     def reauthenticate(self, actor: Actor, password: str) -> None:
         """An electronic signature asks for the password again; failures count toward lockout."""
@@ -257,11 +328,58 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         return out
 
     # --- audit ----------------------------------------------------------------------------
-    def audit_verify(self) -> audit.VerifyReport:
-        """Check the trail's hash chain and replay it against the live rows (anyone may run it:
-        it reports table names and keys only)."""
+    def audit_verify(self, anchors: Iterable[str] = ()) -> audit.VerifyReport:
+        """Check the trail's hash chain, its MACs (when the audit key is at hand) and the given
+        anchors, and replay it against the live rows, all in one snapshot (anyone may run it: it
+        reports table names and keys only)."""
+        with self.db.transaction(snapshot=True) as s:
+            return audit.verify(s, key=self.db.audit_key, anchors=list(anchors))
+
+    def _new_audit_key(self, s: Session) -> AuditKey:
+        """Create the key file (0600) and make it the trail's key, inside transaction ``s``; the
+        file is removed again if the transaction does not commit."""
+        head = s.get(AuditHead, 1, with_for_update=True)
+        assert head is not None
+        path = self.db.audit_key_path
+        key = create_key(path, head.seq + 1, audit.utc_now())
+        event.listen(s, "after_rollback", lambda _s: path.unlink(missing_ok=True), once=True)
+        audit.install_key(s, key)
+        self.db.install_audit_key(key)
+        return key
+
+    def has_audit_key(self) -> bool:
+        """Whether the study's audit key is at hand (a study server holds it; clients never do)."""
+        return self.db.audit_key is not None
+
+    def audit_key_where(self) -> str:
+        """Where the audit key file is, for messages."""
+        return str(self.db.audit_key_path)
+
+    def audit_key_create(self, actor: Actor) -> str:
+        """Give a study made before audit keys existed its key: records so far stay legacy
+        (checked by the hash chain; anchor them at once), every later one is authenticated."""
+        require(actor, Role.ADMIN, action="creating the audit key")
         with self.db.transaction() as s:
-            return audit.verify(s)
+            key = self._new_audit_key(s)
+            self._audit_event(s, actor.user_id, actor.name, "audit.key", "audit", key.key_id,
+                              new={"key_id": key.key_id, "legacy_before": key.legacy_before,
+                                   "anchor_public_key": key.public_key_hex()})
+            return audit.head_anchor(s, key, self.config.name)
+
+    def audit_anchor(self, actor: Actor) -> str:
+        """The chain head signed with the study's key, for the sponsor to keep (audited). The
+        administrator's command; the statistician's exports carry one too."""
+        require(actor, Role.ADMIN, Role.STATISTICIAN, action="anchoring the audit trail")
+        with self.db.transaction() as s:
+            return self._anchor(s, actor)
+
+    def _anchor(self, s: Session, actor: Actor) -> str:
+        key = self.db.audit_key
+        if key is None:
+            raise AuditKeyError(f"this study has no audit key at {self.db.audit_key_path}: create one "
+                                "with `readerapp audit key create` or name it with --audit-key")
+        self._audit_event(s, actor.user_id, actor.name, "audit.anchor", "audit", key.key_id)
+        return audit.head_anchor(s, key, self.config.name)
 
     def audit_records(self, actor: Actor) -> list[AuditLog]:
         require(actor, Role.ADMIN, action="browsing the audit trail")
@@ -275,6 +393,9 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         with self.db.transaction() as s:
             self._audit_event(s, actor.user_id, actor.name, "audit.export", "audit", str(n),
                               new={"records": n, "file": Path(path).name})
+            anchor = self._anchor(s, actor) if self.db.audit_key is not None else None
+        if anchor is not None:
+            write_private_text(anchor_path(path), anchor + "\n")
         return n
 
 
