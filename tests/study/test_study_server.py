@@ -128,6 +128,14 @@ def test_server_speaks_https_with_the_sites_certificate(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_readerapp_server_console_script_is_the_server_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from readerapp.commands.server import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0 and "--tls-cert" in capsys.readouterr().out
+
+
 def test_server_never_migrates_a_database(tmp_path: Path) -> None:
     from readerapp.server.run import serve
 

@@ -64,3 +64,13 @@ def run_migrate(args: argparse.Namespace) -> int:
     for line in migrate(_db_url(args.db), grant_to=args.grant_to):
         print(line)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``readerapp-server ARGS`` is ``readerapp server ARGS`` (the console script a site's service
+    unit or container runs)."""
+    import sys
+
+    from ..cli import main as cli_main
+
+    return cli_main(["server", *(sys.argv[1:] if argv is None else argv)])
