@@ -99,7 +99,12 @@ class FirstRunDialog(QtWidgets.QDialog):
         form = QtWidgets.QFormLayout(box)
         self.db_local = QtWidgets.QRadioButton("Local study on this computer (SQLite)")
         self.db_server = QtWidgets.QRadioButton("Shared PostgreSQL server")
+        self.db_study_server = QtWidgets.QRadioButton("Study server (several workstations, recommended)")
         self.db_local.setChecked(True)
+        self.study_server_url = QtWidgets.QLineEdit()
+        self.study_server_url.setPlaceholderText("https://readerapp.site.org:8443")
+        self.study_server_ca = QtWidgets.QLineEdit()
+        self.study_server_ca.setPlaceholderText("CA certificate (PEM), if not the system's")
         self.db_host = QtWidgets.QLineEdit()
         self.db_port = QtWidgets.QSpinBox()
         self.db_port.setRange(1, 65535)
@@ -113,6 +118,9 @@ class FirstRunDialog(QtWidgets.QDialog):
         self.db_test = QtWidgets.QPushButton("Test connection")
         self.db_test.clicked.connect(self._on_test_db)
         form.addRow(self.db_local)
+        form.addRow(self.db_study_server)
+        form.addRow("Server URL", self.study_server_url)
+        form.addRow("Server CA", self.study_server_ca)
         form.addRow(self.db_server)
         for label, w in (("Host", self.db_host), ("Port", self.db_port), ("Database", self.db_name),
                          ("User", self.db_user), ("Password", self.db_password),
@@ -120,6 +128,7 @@ class FirstRunDialog(QtWidgets.QDialog):
             form.addRow(label, w)
         form.addRow(self.db_test)
         self.db_local.toggled.connect(self._sync)
+        self.db_study_server.toggled.connect(self._sync)
         return box
 
     def _pacs_group(self) -> QtWidgets.QGroupBox:
@@ -162,6 +171,8 @@ class FirstRunDialog(QtWidgets.QDialog):
         for w in (self.db_host, self.db_port, self.db_name, self.db_user, self.db_password,
                   self.db_storage, self.db_test):
             w.setEnabled(server)
+        for w in (self.study_server_url, self.study_server_ca):
+            w.setEnabled(self.db_study_server.isChecked())
         web = self.pacs_kind.currentData() == "dicomweb"
         for w in (self.pacs_url, self.pacs_user, self.pacs_password):
             w.setEnabled(web)
@@ -198,6 +209,12 @@ class FirstRunDialog(QtWidgets.QDialog):
             raise SettingsError("enter the PostgreSQL server's host name, or choose the local study")
         s.database_url = db.url()
         s.study_storage = db.storage
+        s.study_server = s.study_server_ca = ""
+        if self.db_study_server.isChecked():
+            url = self.study_server_url.text().strip()
+            if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                raise SettingsError("enter the study server's address, https://HOST:PORT")
+            s.study_server, s.study_server_ca = url, self.study_server_ca.text().strip()
         if self.db_server.isChecked() and not db.storage:
             raise SettingsError("a shared database needs the shared study files folder (Study files)")
         pacs = self.pacs_node()

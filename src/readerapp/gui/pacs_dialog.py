@@ -259,14 +259,12 @@ class PacsBrowser(QtWidgets.QDialog):
             self._show("give the subject ID and the visit to import the series as", False)
             return
         if self.study is not None:  # refuse a duplicate before the transfer, not after it
+            from ..pacs.study_actions import refuse_duplicate
+
             try:
-                done = [o.code for o in self.study[0].case_originals(self.study[1])
-                        if (o.subject, o.visit) == (subject, visit)]
+                refuse_duplicate(self.study[0], self.study[1], subject, visit)
             except ReaderAppError as exc:
                 self._show(str(exc), False)
-                return
-            if done:
-                self._show(f"subject {subject} visit {visit} was imported before (case {done[0]})", False)
                 return
         client, route = self.client(), self.route.currentData() or ""
         dest = self.settings.effective_staging_dir()
@@ -274,14 +272,14 @@ class PacsBrowser(QtWidgets.QDialog):
         study = self.study
 
         def job(progress: Any) -> Any:
-            result = retrieve_series(client, hit.study_uid, hit.series_uid, dest, route=route,
-                                     progress=progress)
-            if study is None or not result.complete:
-                return result
-            from ..pacs.pull import import_series
+            if study is None:
+                return retrieve_series(client, hit.study_uid, hit.series_uid, dest, route=route,
+                                       progress=progress)
+            from ..pacs.study_actions import retrieve_into_study
 
-            progress(1.0, "importing into the study (de-identifying) ...")
-            return result, import_series(result, study[0], study[1], subject, visit)
+            result, code = retrieve_into_study(client, study[0], study[1], hit.study_uid, hit.series_uid,
+                                               dest, subject, visit, route=route, progress=progress)
+            return result if code is None else (result, code)
 
         self._start(job, self._retrieved, kind="retrieve")
 

@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import shutil
+import threading
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -154,20 +155,30 @@ class ReadingMixin(ServiceBase):
         return vols[0]
 
     def _case_volume(self, case: Case) -> CTVolume:
-        cache = self.__dict__.setdefault("_volumes", OrderedDict())
-        if case.code in cache:
-            cache.move_to_end(case.code)
-            return cache[case.code]
-        folder = self.storage / case.folder
-        for name, digest in json.loads(case.files_json):
-            p = folder / name
-            if not p.is_file() or sha256_file(p) != digest:
-                raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
-        vol = self._load_volume_folder(folder)
-        cache[case.code] = vol
-        while len(cache) > 1 and sum(v.hu.nbytes for v in cache.values()) > VOLUME_CACHE_BYTES:
-            cache.popitem(last=False)
-        return vol
+        """A case's volume (checked against its stored hashes on first load), kept in a small
+        cache. Thread-safe: a study server loads different cases at once, each case once."""
+        guard = self.__dict__.setdefault("_volumes_lock", threading.Lock())
+        with guard:
+            cache = self.__dict__.setdefault("_volumes", OrderedDict())
+            if case.code in cache:
+                cache.move_to_end(case.code)
+                return cache[case.code]
+            per_case = self.__dict__.setdefault("_volume_locks", {}).setdefault(case.code, threading.Lock())
+        with per_case:
+            with guard:
+                if case.code in cache:
+                    return cache[case.code]
+            folder = self.storage / case.folder
+            for name, digest in json.loads(case.files_json):
+                p = folder / name
+                if not p.is_file() or sha256_file(p) != digest:
+                    raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
+            vol = self._load_volume_folder(folder)
+            with guard:
+                cache[case.code] = vol
+                while len(cache) > 1 and sum(v.hu.nbytes for v in cache.values()) > VOLUME_CACHE_BYTES:
+                    cache.popitem(last=False)
+            return vol
 
     def _visible_case(self, s: Session, actor: Actor, code: str) -> Case:
         case = self._case(s, code)
@@ -233,6 +244,11 @@ class ReadingMixin(ServiceBase):
     ) -> ReadInfo:
         """Save (or replace) the reader's draft; after signing, a new version (reason needed)."""
         require(actor, Role.READER, action="saving a read")
+        if not isinstance(labels, np.ndarray) and Path(labels).resolve().is_relative_to(
+                (self.storage / "reads").resolve()):
+            raise StudyPermissionError(
+                f"{labels} is a read stored in the study: submit a label map of your own, "
+                "not a read already in the study")
         with self.db.transaction() as s:
             case = self._case(s, code)
             mine = list(s.scalars(select(Read).where(
