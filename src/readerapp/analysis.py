@@ -26,7 +26,8 @@ class AnalysisResult:
     labels: np.ndarray
     endpoints: Endpoints
     backend: str
-    #: "auto" (the segmentation as proposed) or "corrected" (a label map given by a reader).
+    #: "auto" (the segmentation as proposed), "loaded" (a label map opened, not edited) or
+    #: "corrected" (a label map edited or given by a reader).
     segmentation_source: str
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

@@ -33,7 +33,9 @@ FORM_NAME = "form.json"
 ENDPOINTS_NAME = "endpoints.json"
 META_NAME = "read.json"
 FORMAT_VERSION = 1
-SOURCES = ("auto", "corrected")
+#: Where a read's labels came from: the automatic proposal unedited, a loaded label map unedited,
+#: or edited by the reader.
+SOURCES = ("auto", "loaded", "corrected")
 
 
 class ReadFileError(ReaderAppError):

@@ -106,8 +106,10 @@ def prepare(
         else:
             labels = read_labelmap(labels_path, volume)
         progress(1.0, "label map loaded")
+        # The file's name or folder can name the patient: the provenance keeps only its kind.
+        kind = "read folder" if labels_path.is_dir() else "label map file"
         return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "file",
-                        {"labels_path": str(labels_path)}, warnings, timings, form)
+                        {"method": "loaded", "labels_from": kind}, warnings, timings, form)
     t1 = time.perf_counter()
     try:
         from ..segmentation import get_segmenter
@@ -244,11 +246,18 @@ class ReadingSession:
         return self.acc.endpoints().difference(self.initial_endpoints)
 
     @property
+    def edited(self) -> bool:
+        """The labels differ from how they started by at least one edit not undone (edits the
+        budget dropped from the undo history count as kept)."""
+        return self.editor.undo_depth > 0 or self.editor.dropped_steps > 0
+
+    @property
     def source(self) -> str:
-        """'auto' until the reader changed the proposal, then 'corrected'."""
-        if self.prepared.origin == "file" or self.edits_since_start:
+        """Where the labels came from: 'auto' (the proposal, unedited), 'loaded' (a file or a
+        saved read, unedited) or 'corrected' (edited by the reader in this session)."""
+        if self.edited:
             return "corrected"
-        return "auto"
+        return "loaded" if self.prepared.origin == "file" else "auto"
 
     def hu_at(self, zyx: tuple[int, int, int]) -> int | None:
         z, y, x = zyx

@@ -58,6 +58,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.interactive = interactive
         self.settings = settings or QtCore.QSettings("ReaderApp", "ReaderApp")
         self.errors: list[str] = []
+        #: Questions asked without dialogs (``interactive=False``) and the answer they get.
+        self.questions: list[str] = []
+        self.confirm_answer = True
         self.restored_edits = 0
         self.state = ViewState()
         self.controller = EditController()
@@ -173,7 +176,8 @@ class MainWindow(QtWidgets.QMainWindow):
         file.addAction(a["quit"])
         edit = mb.addMenu("&Edit")
         for n in ["undo", "redo", None, *TOOLS, None, *MODES, None, "opt_sphere", "opt_hu_limited",
-                  "opt_keep_inside", "opt_fill_3d", "interpolate", "brush_smaller", "brush_larger"]:
+                  "opt_keep_inside", "opt_fill_3d", "opt_remove_3d", "apply_preview", "interpolate",
+                  "brush_smaller", "brush_larger"]:
             edit.addSeparator() if n is None else edit.addAction(a[n])
         view = mb.addMenu("&View")
         for n in ["preset_lung", "preset_mediastinum", None, "overlay_toggle", "outline_toggle",
@@ -224,6 +228,10 @@ class MainWindow(QtWidgets.QMainWindow):
         a["opt_keep_inside"].toggled.connect(lambda v: c.set_option(keep_inside_lung=v))
         a["opt_fill_3d"].toggled.connect(lambda v: c.set_option(fill_3d=v))
         a["interpolate"].triggered.connect(c.interpolate)
+        a["opt_remove_3d"].toggled.connect(lambda v: c.set_option(remove_3d=v))
+        a["apply_preview"].triggered.connect(c.apply_pending)
+        c.preview_changed.connect(self.refresh_views)
+        c.confirm = self.ask_yes_no
         a["brush_smaller"].triggered.connect(lambda: c.change_brush(-1))
         a["brush_larger"].triggered.connect(lambda: c.change_brush(+1))
         a["overlay_toggle"].toggled.connect(lambda v: st.set_overlay(visible=v))
@@ -540,6 +548,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"Read saved to {out}", 8000)
         self._report_journal_error()
         return out
+
+    def ask_yes_no(self, question: str) -> bool:
+        """A yes/no question to the reader (recorded and answered by policy without dialogs)."""
+        if not self.interactive:
+            self.questions.append(question)
+            return bool(self.confirm_answer)
+        answer = QtWidgets.QMessageBox.question(self, "ReaderApp", question)
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
     def show_error(self, message: str) -> None:
         self.errors.append(message)

@@ -302,6 +302,11 @@ class SliceView(QtWidgets.QFrame):
                     rgb[m] = (rgb[m] * (1 - a) + col * a).astype(np.uint8)
             if st.outline_visible:
                 rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
+        pm = self.controller.preview_slice(self.axis, self.state.cursor[self.axis])
+        if pm is not None:  # a previewed edit: its outline on every view it crosses
+            rev_h, rev_v = self._reversal()
+            pm = pm[:: -1 if rev_v else 1, :: -1 if rev_h else 1]
+            rgb[outline(pm)] = COLOURS["preview"]
         return rgb
 
     def refresh_cursor(self) -> None:
