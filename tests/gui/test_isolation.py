@@ -45,3 +45,31 @@ def test_default_qsettings_and_the_window_write_only_into_the_test_folder(_isola
     w.controller.session = None
     w.interactive = False
     w.close()
+
+
+def test_the_window_stores_no_scan_path_in_its_settings(make_window, qtbot, tmp_path):
+    from PySide6 import QtCore, QtGui
+
+    ini = tmp_path / "settings.ini"  # the file make_window's settings use
+    old = QtCore.QSettings(str(ini), QtCore.QSettings.Format.IniFormat)
+    old.setValue("recent", ["/scans/DOE_JOHN_1956/CT"])  # what an older version left behind
+    old.setValue("last_dir", "/scans/DOE_JOHN_1956")
+    old.sync()
+    del old
+    w = make_window()
+    folder = tmp_path / "DOE_JANE_chest"
+    folder.mkdir()
+    (folder / "x.txt").write_text("not dicom")
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(folder))])
+    drop = QtGui.QDropEvent(QtCore.QPointF(50, 50), QtCore.Qt.DropAction.CopyAction, mime,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.load_failed, timeout=30_000):
+        w.dropEvent(drop)
+    qtbot.waitUntil(lambda: w._thread is None, timeout=10_000)
+    assert w.recent() == [str(folder)]  # offered again in this session, from memory
+    w.settings.setValue("window/probe", 1)
+    w.settings.sync()
+    text = ini.read_text()
+    assert "probe" in text  # the file is the one the window writes
+    assert "DOE_" not in text and "recent" not in text and "last_dir" not in text

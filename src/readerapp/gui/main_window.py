@@ -30,6 +30,8 @@ from .volume_view import VolumeView
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
+#: Settings keys of older versions that held scan or read paths (removed on start).
+_IDENTIFYING_KEYS = ("recent", "last_dir", "last_read_dir")
 LABEL_NAMES = {0: "outside", 1: "lung", 2: "GGO", 3: "consolidation"}
 
 
@@ -74,6 +76,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._flush_pending = False
         self.active_axis = 0
         self.last_read_folder: Path | None = None
+        #: Recent scans and the last folders, for this session only: a scan's path can name the
+        #: patient, so none is ever written into the user's settings (older keys are removed).
+        self._recent: list[str] = []
+        self._last_dir: str | None = None
+        for key in _IDENTIFYING_KEYS:
+            self.settings.remove(key)
         self._journal_error_shown: str | None = None
 
         self.setWindowTitle("ReaderApp")
@@ -257,7 +265,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- opening ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        start = str(self.settings.value("last_dir", str(Path.home())))
+        start = self._last_dir or str(Path.home())
         d = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a DICOM series folder", start)
         if d:
             self.open_series([d])
@@ -288,7 +296,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._current_inputs = inputs
         if isinstance(inputs, (list, tuple)) and inputs:
             self._add_recent(str(inputs[0]))
-            self.settings.setValue("last_dir", str(Path(inputs[0]).parent))
+            self._last_dir = str(Path(inputs[0]).parent)
         self._worker = LoadWorker(inputs, labels_path, self.backend, self.journal_root,
                                   self.use_journal)
         self._worker.progress.connect(self._on_progress)
@@ -404,12 +412,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- recent list and drops --------------------------------------------------------------
     def recent(self) -> list[str]:
-        v = self.settings.value("recent", [])
-        return [str(x) for x in (v if isinstance(v, list) else [v] if v else [])]
+        """Scans opened in this session, newest first (kept in memory only, never stored)."""
+        return list(self._recent)
 
     def _add_recent(self, path: str) -> None:
-        items = [path] + [p for p in self.recent() if p != path]
-        self.settings.setValue("recent", items[:MAX_RECENT])
+        self._recent = ([path] + [p for p in self._recent if p != path])[:MAX_RECENT]
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
@@ -533,7 +540,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if folder is None:
             if not self.interactive:
                 return None
-            start = str(self.last_read_folder or self.settings.value("last_read_dir", str(Path.home())))
+            start = str(self.last_read_folder.parent if self.last_read_folder else Path.home())
             d = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder to save the read in", start)
             if not d:
                 return None
@@ -543,8 +550,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except (ReaderAppError, OSError) as exc:
             self.show_error(f"The read was not saved: {exc}")
             return None
-        self.last_read_folder = out
-        self.settings.setValue("last_read_dir", str(Path(out).parent))
+        self.last_read_folder = Path(out)
         self.statusBar().showMessage(f"Read saved to {out}", 8000)
         self._report_journal_error()
         return out
