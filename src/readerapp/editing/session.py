@@ -39,6 +39,8 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     #: The form of a saved read opened with its labels (to continue or review that read).
     form: ReadForm | None = None
+    #: Rulers and ROIs of a saved read opened with its labels.
+    measurements: list[Any] = field(default_factory=list)
 
 
 def _fallback_lungs(volume: CTVolume) -> np.ndarray:
@@ -98,18 +100,20 @@ def prepare(
 
         labels_path = Path(labels_path)
         form = None
-        if labels_path.is_dir():  # a saved read folder: its checked labels and its form
+        measurements: list[Any] = []
+        if labels_path.is_dir():  # a saved read folder: its checked labels, form, measurements
             from ..readfile import load_read
 
             read = load_read(labels_path, volume)
-            labels, form = read.labels, read.form
+            labels, form, measurements = read.labels, read.form, read.measurements
         else:
             labels = read_labelmap(labels_path, volume)
         progress(1.0, "label map loaded")
         # The file's name or folder can name the patient: the provenance keeps only its kind.
         kind = "read folder" if labels_path.is_dir() else "label map file"
         return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "file",
-                        {"method": "loaded", "labels_from": kind}, warnings, timings, form)
+                        {"method": "loaded", "labels_from": kind}, warnings, timings, form,
+                        measurements)
     t1 = time.perf_counter()
     try:
         from ..segmentation import get_segmenter
@@ -167,6 +171,8 @@ class ReadingSession:
         self.steps_since_save = 0
         self.edits_since_start = 0
         self.form = ReadForm.blank(with_fibrosis=False)
+        #: The reader's rulers and ROIs (readerapp.measurements), saved with the read.
+        self.measurements: list[Any] = list(prepared.measurements)
         self.editor.subscribe_steps(self._on_step)
 
     # --- journal ----------------------------------------------------------------------------
@@ -285,7 +291,7 @@ class ReadingSession:
         except ImportError:
             endpoints = self.endpoints().to_dict()
         folder = save_read(folder, volume=self.volume, labels=self.labels, form=form,
-                           endpoints=endpoints, source=self.source)
+                           endpoints=endpoints, source=self.source, measurements=self.measurements)
         self.form = form
         self.mark_saved()
         return folder
