@@ -20,6 +20,10 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
     "tool_brush": ("Brush", ("B",), "Paint with the selected label", True),
     "tool_fill": ("Fill", ("F",), "Fill the connected region within the label's HU range", True),
     "tool_remove": ("Remove lesion", ("R",), "Click a lesion to remove it whole", True),
+    "tool_ruler": ("Ruler", ("T",), "Drag to measure a distance (mm)", True),
+    "tool_roi_ellipse": ("Ellipse ROI", ("E",), "Drag a box: area and mean, SD, min, max HU of the ellipse in it", True),
+    "tool_roi_freehand": ("Freehand ROI", ("Shift+E",), "Drag a closed outline: area and HU statistics", True),
+    "measure_delete": ("Delete last measurement", ("Shift+Del",), "Delete the newest ruler or ROI", False),
     "mode_ggo": ("GGO", ("1",), "Paint ground-glass opacity (−750 to −300 HU)", True),
     "mode_consolidation": ("Consolidation", ("2",), "Paint consolidation (−300 to 50 HU)", True),
     "mode_erase": ("Erase lesion", ("3",), "Lesion back to plain lung", True),
@@ -46,7 +50,8 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
 }
 
 TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_fill": Tool.FILL,
-         "tool_remove": Tool.REMOVE}
+         "tool_remove": Tool.REMOVE, "tool_ruler": Tool.RULER, "tool_roi_ellipse": Tool.ROI_ELLIPSE,
+         "tool_roi_freehand": Tool.ROI_FREEHAND}
 MODES = {"mode_ggo": Mode.GGO, "mode_consolidation": Mode.CONSOLIDATION, "mode_erase": Mode.ERASE,
          "mode_lung_add": Mode.LUNG_ADD, "mode_lung_remove": Mode.LUNG_REMOVE}
 

@@ -32,6 +32,7 @@ from ..editing import (
 )
 from ..editing.session import ReadingSession
 from ..labels import LABEL_HU_RANGE, Label
+from .measuring import MeasureController
 from .state import Tool, ToolSettings
 
 #: What "Fill between slices" remembers of each brush stroke: the view's axis, the slice the
@@ -65,6 +66,8 @@ class EditController(QtCore.QObject):
         self._pending_zyx: tuple[np.ndarray, ...] | None = None
         #: Asks the reader a yes/no question (the window sets a dialog; tests, a recorder).
         self.confirm: Any = lambda text: True
+        #: Rulers and ROIs (kept in the session, saved with the read).
+        self.measure = MeasureController(self)
         #: Seconds from each brush event to updated endpoints (for the benchmark and the HUD).
         self.event_latencies: list[float] = []
 
@@ -257,6 +260,18 @@ class EditController(QtCore.QObject):
         flat = int(np.ravel_multi_index(c, self.session.labels.shape))
         i = int(np.searchsorted(self.pending.idx, flat))
         return i < self.pending.idx.size and int(self.pending.idx[i]) == flat
+
+    def overlays(self, axis: int, s: int) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+        """Lines a slice view draws over the slice (2D masks in index order, with colours): the
+        previewed edit's outline and the measurements."""
+        from .state import COLOURS
+        from .slice_view import outline
+
+        out = []
+        pm = self.preview_slice(axis, s)
+        if pm is not None:
+            out.append((outline(pm), COLOURS["preview"]))
+        return out + self.measure.overlays(axis, s)
 
     def preview_slice(self, axis: int, s: int) -> np.ndarray | None:
         """The pending edit's voxels on one slice (2D, index order), or None."""

@@ -144,12 +144,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, left)
         self.numbers = DensitometryPanel()
         self.forms = FormsPanel()
+        from .measuring import MeasurementsPanel
+
+        self.measurements = MeasurementsPanel(self.controller.measure, self.state)
         self.help_view = QtWidgets.QTextBrowser()
         self.help_view.setHtml(help_html(self.actions_))
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 22)
         self.tabs.addTab(self.numbers, "Densitometry")
         self.tabs.addTab(self.forms, "Read form")
+        self.tabs.addTab(self.measurements, "Measurements")
         self.tabs.addTab(self.help_view, "Help")
         right = QtWidgets.QDockWidget("Read", self)
         right.setObjectName("readDock")
@@ -183,7 +187,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file.addSeparator()
         file.addAction(a["quit"])
         edit = mb.addMenu("&Edit")
-        for n in ["undo", "redo", None, *TOOLS, None, *MODES, None, "opt_sphere", "opt_hu_limited",
+        for n in ["undo", "redo", None, *TOOLS, "measure_delete", None, *MODES, None, "opt_sphere", "opt_hu_limited",
                   "opt_keep_inside", "opt_fill_3d", "opt_remove_3d", "apply_preview", "interpolate",
                   "brush_smaller", "brush_larger"]:
             edit.addSeparator() if n is None else edit.addAction(a[n])
@@ -239,6 +243,9 @@ class MainWindow(QtWidgets.QMainWindow):
         a["opt_remove_3d"].toggled.connect(lambda v: c.set_option(remove_3d=v))
         a["apply_preview"].triggered.connect(c.apply_pending)
         c.preview_changed.connect(self.refresh_views)
+        c.measure.changed.connect(self.refresh_views)
+        c.measure.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        a["measure_delete"].triggered.connect(c.measure.delete_last)
         c.confirm = self.ask_yes_no
         a["brush_smaller"].triggered.connect(lambda: c.change_brush(-1))
         a["brush_larger"].triggered.connect(lambda: c.change_brush(+1))
@@ -392,6 +399,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_views()
         self.volume_view.reset()
         self.tools_panel.sync()
+        self.measurements.sync()
         if session.prepared.form is not None:
             self.forms.set_form(session.prepared.form)
         for w in session.prepared.warnings:

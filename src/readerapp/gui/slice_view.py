@@ -302,11 +302,9 @@ class SliceView(QtWidgets.QFrame):
                     rgb[m] = (rgb[m] * (1 - a) + col * a).astype(np.uint8)
             if st.outline_visible:
                 rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
-        pm = self.controller.preview_slice(self.axis, self.state.cursor[self.axis])
-        if pm is not None:  # a previewed edit: its outline on every view it crosses
-            rev_h, rev_v = self._reversal()
-            pm = pm[:: -1 if rev_v else 1, :: -1 if rev_h else 1]
-            rgb[outline(pm)] = COLOURS["preview"]
+        rev_h, rev_v = self._reversal()
+        for mask, colour in self.controller.overlays(self.axis, self.state.cursor[self.axis]):
+            rgb[mask[:: -1 if rev_v else 1, :: -1 if rev_h else 1]] = colour  # preview, measures
         return rgb
 
     def refresh_cursor(self) -> None:
@@ -461,6 +459,9 @@ class SliceView(QtWidgets.QFrame):
             elif tool is Tool.BRUSH:
                 self._drag = ("paint", pos, ())
                 self.controller.begin_paint(self.axis, zyx)
+            elif tool in (Tool.RULER, Tool.ROI_ELLIPSE, Tool.ROI_FREEHAND):
+                self._drag = ("measure", pos, ())
+                self.controller.measure.press(self.axis, zyx)
             else:
                 self._drag = None
                 self.controller.click_tool(self.axis, zyx)
@@ -486,6 +487,8 @@ class SliceView(QtWidgets.QFrame):
         elif kind == "paint":
             self.controller.move_paint(zyx)
             self.show_brush(zyx)
+        elif kind == "measure":
+            self.controller.measure.move(zyx)
 
     def _release(self, ev: QtGui.QMouseEvent) -> None:
         start_click, self._click_start = self._click_start, None
@@ -498,6 +501,8 @@ class SliceView(QtWidgets.QFrame):
         if kind == "paint":
             self.controller.end_paint()
             self._note_click_edit(start_click, ev)
+        elif kind == "measure":
+            self.controller.measure.release(self.display_to_voxel(ev.position()))
         elif kind == "wl":
             d = ev.position() - start
             if abs(d.x()) + abs(d.y()) < 3:  # a click, not a drag: move the cursor

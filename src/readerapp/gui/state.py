@@ -36,6 +36,9 @@ class Tool(Enum):
     BRUSH = "brush"
     FILL = "fill"  # connected region within an HU range
     REMOVE = "remove"  # remove a connected lesion with one click
+    RULER = "ruler"  # drag: a distance in mm
+    ROI_ELLIPSE = "roi_ellipse"  # drag a box: the ellipse in it, with HU statistics
+    ROI_FREEHAND = "roi_freehand"  # drag a closed path, with HU statistics
 
 
 @dataclass

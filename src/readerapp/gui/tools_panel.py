@@ -36,6 +36,7 @@ class ToolsPanel(QtWidgets.QWidget):
             lay.addWidget(box)
 
         grid("Tool", ["tool_navigate", "tool_brush", "tool_fill", "tool_remove"])
+        grid("Measure", ["tool_ruler", "tool_roi_ellipse", "tool_roi_freehand", "measure_delete"])
         grid("Label", ["mode_ggo", "mode_consolidation", "mode_erase", "mode_lung_add",
                        "mode_lung_remove"])
         opts = QtWidgets.QGroupBox("Brush and fill")

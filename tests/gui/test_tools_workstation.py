@@ -1,0 +1,112 @@
+"""The workstation's measuring, comparing and editing-scope tools driven through the real window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from guikit import drag
+
+from readerapp.labels import Label
+
+pytestmark = pytest.mark.gui
+
+
+def _session(w, hu=None, uid="1.2.826.0.1.77", origin="file"):
+    from readerapp.editing.session import Prepared, ReadingSession
+    from readerapp.volume import CTVolume
+
+    if hu is None:
+        hu = np.full((12, 64, 64), -850, np.int16)
+        hu[6, 20:40, 20:40] = np.arange(400, dtype=np.int16).reshape(20, 20) - 200
+    vol = CTVolume(hu=hu, spacing=(1.0, 1.0, 2.0), series_uid=uid)
+    labels = np.zeros(hu.shape, np.uint8)
+    labels[:, 8:56, 8:56] = Label.LUNG
+    sess = ReadingSession(Prepared(vol, labels, origin), backend="numpy", journal_root=w.journal_root)
+    sess.start_journal()
+    w.set_session(sess)
+    return sess
+
+
+def test_ruler_and_rois_measure_and_come_back_with_the_read(make_window, open_scan, qtbot, tmp_path):
+    from readerapp.forms import LOBES
+    from readerapp.gui.measuring import COLOUR
+
+    w = make_window()
+    s = _session(w)
+    axial = w.slice_views[0]
+    w.state.set_cursor((6, 30, 30))
+    w.actions_["tool_ruler"].trigger()
+    drag(qtbot, axial, [(6, 10, 10), (6, 20, 20), (6, 10, 40)])
+    assert len(s.measurements) == 1
+    assert s.measurements[0].values["length_mm"] == pytest.approx(30.0, abs=0.5)  # 30 pixels of 1 mm
+    assert w.statusBar().currentMessage().startswith("Ruler 1: ") and " mm" in w.statusBar().currentMessage()
+    w.actions_["tool_roi_freehand"].trigger()
+    corners = [(6, 19.5, 19.5), (6, 19.5, 39.5), (6, 39.5, 39.5), (6, 39.5, 19.5)]
+    drag(qtbot, axial, corners + [corners[0]])
+    roi = s.measurements[1].values
+    assert roi["n_voxels"] == pytest.approx(400, abs=45)  # mouse positions are whole screen pixels
+    assert -200 <= roi["min_hu"] < roi["mean_hu"] < roi["max_hu"] <= 199
+    w.actions_["tool_roi_ellipse"].trigger()
+    drag(qtbot, axial, [(6, 22, 22), (6, 38, 38)])
+    assert s.measurements[2].kind == "ellipse" and s.measurements[2].values["area_mm2"] > 100
+    assert w.measurements.list.count() == 3 and "mm²" in w.measurements.list.item(1).text()
+    assert (axial.compose() == np.asarray(COLOUR, np.uint8)).all(axis=-1).sum() > 60
+    assert s.editor.undo_depth == 0 and s.source == "loaded"  # measuring edits no label
+    w.actions_["measure_delete"].trigger()
+    assert len(s.measurements) == 2
+    # Saved with the read, back when the read is opened again.
+    for i, lobe in enumerate(LOBES):
+        cb = w.forms.severity[lobe]
+        cb.setCurrentIndex(cb.findData(i % 6))
+    w.forms._fill_no()
+    out = w.save_read(tmp_path / "read")
+    assert out is not None and (out / "measurements.json").is_file()
+    w2 = make_window(journal_root=tmp_path / "j2")
+    s2 = open_scan(w2, s.volume, labels=out)
+    assert s2.measurements == s.measurements[:2] and w2.measurements.list.count() == 2
+
+
+def test_remove_3d_above_the_limit_asks_and_a_no_changes_nothing(make_window, qtbot):
+    from readerapp.gui.state import Tool
+
+    w = make_window()
+    s = _session(w)
+    s.labels[2:10, 20:30, 20:30] = Label.GGO  # 800 voxels of 2 mL = 1.6 mL
+    before = s.labels.copy()
+    w.controller.set_tool(Tool.REMOVE)
+    w.actions_["opt_remove_3d"].setChecked(True)
+    w.controller.set_option(confirm_ml=1.0)
+    w.state.set_cursor((5, 25, 25))
+    axial = w.slice_views[0]
+    drag(qtbot, axial, [(5, 25, 25)])
+    assert len(w.controller.pending) == 800 and np.array_equal(s.labels, before)
+    w.confirm_answer = False
+    drag(qtbot, axial, [(5, 25, 25)])  # second click: asks, the reader says no
+    assert w.questions and "1.6 mL" in w.questions[-1]
+    assert np.array_equal(s.labels, before) and w.controller.pending is None
+    w.confirm_answer = True
+    drag(qtbot, axial, [(5, 25, 25)])
+    drag(qtbot, axial, [(5, 25, 25)])
+    assert (s.labels == Label.GGO).sum() == 0 and s.editor.undo_depth == 1
+    w.actions_["undo"].trigger()
+    assert np.array_equal(s.labels, before)
+
+
+def test_fill_3d_is_bounded_by_the_reach_and_cancelled_by_esc(make_window, qtbot):
+    from readerapp.gui.state import Tool
+
+    hu = np.full((12, 64, 64), -850, np.int16)
+    hu[:, 8:56, 8:56] = -500  # the whole lung is ground-glass density
+    w = make_window()
+    s = _session(w, hu=hu)
+    w.controller.set_tool(Tool.FILL)
+    w.actions_["opt_fill_3d"].setChecked(True)
+    w.controller.set_option(fill_radius_mm=6.0)
+    w.state.set_cursor((6, 30, 30))
+    drag(qtbot, w.slice_views[0], [(6, 30, 30)])
+    n = len(w.controller.pending)
+    zz, yy, xx = np.mgrid[-3:4, -6:7, -6:7]
+    assert n == int(((zz * 2.0) ** 2 + yy**2 + xx**2 <= 36).sum())  # the ball of 6 mm, not the lung
+    assert "within 6 mm" in w.statusBar().currentMessage()
+    w.actions_["tool_navigate"].trigger()  # Esc: another tool cancels the preview
+    assert w.controller.pending is None and (s.labels == Label.GGO).sum() == 0
