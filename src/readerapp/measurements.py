@@ -161,12 +161,13 @@ def make(kind: str, axis: int, points: Sequence[Sequence[float]], hu: np.ndarray
     if len(pts) < 2:
         raise MeasurementError("a measurement needs the mouse dragged, not clicked")
     index = int(round(pts[0][axis]))  # all on the slice where it was drawn
-    pts = [tuple(float(index) if i == axis else v for i, v in enumerate(p)) for p in pts]
+    flat: list[Point] = [(float(index) if axis == 0 else p[0], float(index) if axis == 1 else p[1],
+                          float(index) if axis == 2 else p[2]) for p in pts]
     if kind == "ruler":
-        pts = [pts[0], pts[-1]]
+        flat = [flat[0], flat[-1]]
     elif kind == "ellipse":
-        pts = ellipse_polygon(pts[0], pts[-1], axis)  # type: ignore[arg-type]
-    return compute(Measurement(kind, axis, index, pts), hu, spacing_zyx)  # type: ignore[arg-type]
+        flat = ellipse_polygon(flat[0], flat[-1], axis)
+    return compute(Measurement(kind, axis, index, flat), hu, spacing_zyx)
 
 
 def line_mask(m: Measurement, shape_zyx: Sequence[int]) -> np.ndarray:

@@ -117,7 +117,7 @@ def target_values(
     return ok, np.full(int(ok.sum()), int(value), dtype=np.uint8)
 
 
-LABEL_TITLES = {Label.OUTSIDE: "outside", Label.LUNG: "lung", Label.GGO: "GGO",
+LABEL_TITLES: dict[int, str] = {Label.OUTSIDE: "outside", Label.LUNG: "lung", Label.GGO: "GGO",
                 Label.CONSOLIDATION: "consolidation"}
 
 

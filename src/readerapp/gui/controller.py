@@ -8,6 +8,7 @@ numbers update at once (within the same event, i.e. within a frame).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import weakref
 from collections.abc import Generator
@@ -86,7 +87,7 @@ class EditController(QtCore.QObject):
         if session is not None and session not in self._wired:
             self._wired.add(session)
             session.editor.subscribe(self._on_change)
-            session.editor.subscribe_steps(lambda kind, edit, s=session: self._on_step(s, kind, edit))
+            session.editor.subscribe_steps(functools.partial(self._on_step, session))
 
     def _on_step(self, session: ReadingSession, kind: str, edit: Edit) -> None:
         """Every finished step: remember brush strokes, say what changed in mL, redraw."""
@@ -264,8 +265,8 @@ class EditController(QtCore.QObject):
     def overlays(self, axis: int, s: int) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
         """Lines a slice view draws over the slice (2D masks in index order, with colours): the
         previewed edit's outline and the measurements."""
-        from .state import COLOURS
         from .slice_view import outline
+        from .state import COLOURS
 
         out = []
         pm = self.preview_slice(axis, s)
