@@ -110,3 +110,56 @@ def test_fill_3d_is_bounded_by_the_reach_and_cancelled_by_esc(make_window, qtbot
     assert "within 6 mm" in w.statusBar().currentMessage()
     w.actions_["tool_navigate"].trigger()  # Esc: another tool cancels the preview
     assert w.controller.pending is None and (s.labels == Label.GGO).sum() == 0
+
+
+def test_compare_follow_up_scrolls_linked_by_patient_position(make_window, qtbot):
+    from readerapp.volume import CTVolume
+
+    w = make_window()
+    s = _session(w)  # 12 slices of 2 mm from z = 0
+    s.labels[:, 30:40, 30:40] = Label.GGO
+    hu = np.full((20, 64, 64), -850, np.int16)
+    other = CTVolume(hu=hu, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, -4.0), series_uid="1.2.9")
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[:, 10:20, 10:20] = Label.CONSOLIDATION
+    cw = w.open_comparison(other, lab, "Baseline")
+    qtbot.addWidget(cw)
+    w.state.set_cursor((3, 30, 30))  # the main window's slice 4 (z = 6 mm) ...
+    assert cw.left.index == 3 and cw.right.index == 10  # ... is the baseline's z = 6 mm
+    cw.right.slider.setValue(14)  # scrolling the baseline to 10 mm moves the left to slice 6
+    assert cw.left.index == 5
+    cw.linked.setChecked(False)
+    cw.right.slider.setValue(16)
+    assert cw.left.index == 5  # unlinked: each side alone
+    cw.linked.setChecked(True)  # relinked here: the 2 mm offset is kept
+    cw.left.slider.setValue(6)
+    assert cw.right.index == 18 and "+2.0 mm" in cw.offset_label.text()
+    # Both panes in the main window's colours (one palette).
+    from readerapp.gui.palette import overlay_rgb
+
+    assert np.array_equal(cw.left.shown, overlay_rgb(s.volume.hu[6], s.labels[6]))
+    assert np.array_equal(cw.right.shown, overlay_rgb(hu[18], lab[18]))
+    assert tuple(cw.right.shown[15, 15]) != tuple(cw.right.shown[40, 40])  # consolidation shown
+    # An edit in the window shows in the comparison at once.
+    from readerapp.editing import Mode
+
+    s.editor.apply_mode(np.ravel_multi_index(([6], [50], [50]), s.labels.shape), Mode.GGO)
+    assert np.array_equal(cw.left.shown, overlay_rgb(s.volume.hu[6], s.labels[6]))
+    cw.close()
+
+
+def test_adjudication_uses_the_main_window_palette():
+    from readerapp.gui.palette import overlay_rgb as main_overlay
+    from readerapp.gui.state import COLOURS
+    from readerapp.gui.study import adjudication
+
+    hu = np.full((8, 8), -850, np.int16)
+    lab = np.zeros((8, 8), np.uint8)
+    lab[2:6, 2:6] = Label.LUNG
+    lab[3, 3], lab[4, 4] = Label.GGO, Label.CONSOLIDATION
+    rgb = adjudication.overlay_rgb(hu, lab)
+    assert np.array_equal(rgb, main_overlay(hu, lab))
+    assert tuple(rgb[2, 2]) == COLOURS["lung_outline"]
+    grey = main_overlay(hu, np.zeros_like(lab))[3, 3].astype(float)
+    expect = grey * 0.55 + np.asarray(COLOURS["ggo"]) * 0.45
+    assert np.abs(rgb[3, 3] - expect).max() <= 1

@@ -83,6 +83,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for key in _IDENTIFYING_KEYS:
             self.settings.remove(key)
         self._journal_error_shown: str | None = None
+        self.compare_window: Any = None
 
         self.setWindowTitle("ReaderApp")
         self.setAcceptDrops(True)
@@ -177,6 +178,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu = file.addMenu("Open &recent")
         file.addAction(a["open_labels"])
         file.addAction(a["save"])
+        compare = file.addAction("&Compare with another scan…")
+        compare.setToolTip("Baseline and follow-up side by side, scrolling linked by patient position")
+        compare.triggered.connect(self.compare_dialog)
         file.addSeparator()
         pacs = file.addAction("Retrieve from &PACS…")
         pacs.setToolTip("Query a PACS node and open a retrieved CT series")
@@ -405,6 +409,58 @@ class MainWindow(QtWidgets.QMainWindow):
         for w in session.prepared.warnings:
             self.statusBar().showMessage(w, 10000)
 
+    # --- comparing two visits ---------------------------------------------------------------
+    def open_comparison(self, volume, labels=None, title: str = "Other scan"):  # type: ignore[no-untyped-def]
+        """Show the scan being read beside another visit's, scrolling linked by patient position.
+
+        ``labels`` of the other scan: an array on its grid (a saved read's), or None (none drawn).
+        """
+        from .compare_view import CompareWindow
+
+        s = self.controller.session
+        if s is None:
+            self.show_error("Open the scan to read first, then the scan to compare it with.")
+            return None
+        other = labels if labels is not None else np.zeros(volume.shape, np.uint8)
+        if self.compare_window is not None:
+            self.compare_window.close()
+        self.compare_window = CompareWindow(
+            ("This scan (being read)", s.volume, lambda: self.controller.session.labels
+             if self.controller.session is not None else s.labels),
+            (title, volume, other), self)
+        self.compare_window.follow(self.state.cursor[0])
+        self.compare_window.show()
+        return self.compare_window
+
+    def compare_dialog(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "The other visit's DICOM series folder",
+                                                       self._last_dir or str(Path.home()))
+        if not d:
+            return
+        r = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Its saved read folder, for its labels (Cancel: no labels)", str(Path(d).parent))
+        try:
+            from ..editing.session import prepare
+
+            QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+            try:
+                if r:
+                    p = prepare([d], labels_path=r)
+                    volume, labels = p.volume, p.labels
+                else:
+                    from ..io.dicom import load_series
+
+                    vols = load_series([d])
+                    if not vols:
+                        raise ReaderAppError(f"no CT series found in {d}")
+                    volume, labels = max(vols, key=lambda v: v.hu.size), None
+            finally:
+                QtWidgets.QApplication.restoreOverrideCursor()
+        except ReaderAppError as exc:
+            self.show_error(f"The scan to compare was not opened: {exc}")
+            return
+        self.open_comparison(volume, labels, "Other visit")
+
     # --- PACS and site settings (dialogs of the sites part) -------------------------------------
     def open_pacs_browser(self) -> None:
         from .pacs_dialog import PacsBrowser
@@ -454,6 +510,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_cursor_changed(self) -> None:
         if self.controller.display is None:
             return
+        if self.compare_window is not None and self.compare_window.isVisible():
+            self.compare_window.follow(self.state.cursor[0])
         for v in self.slice_views:
             v.refresh_cursor()
 
@@ -476,6 +534,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_step_done(self) -> None:
         self.volume_view.mark_stale()
+        if self.compare_window is not None and self.compare_window.isVisible():
+            self.compare_window.left.draw()
         self.tools_panel.sync()
         self.numbers.update_values(self.controller.session)
         self._report_journal_error()
