@@ -59,3 +59,26 @@ def test_fibrosis_header_stays_visible_when_scrolling(qtbot):
         assert copy.mapTo(vp, copy.rect().topLeft()).x() == real.mapTo(vp, real.rect().topLeft()).x()
     bar.setValue(0)
     qtbot.waitUntil(lambda: not p.frozen_header.isVisible(), timeout=2000)
+
+
+def test_histogram_log_scale(qtbot):
+    import numpy as np
+
+    from readerapp.gui.densitometry_panel import DensitometryPanel
+
+    p = DensitometryPanel()
+    qtbot.addWidget(p)
+    h = p.hist
+    n = (h.HI - h.LO) // h.STEP
+    counts = np.zeros((3, n), np.int64)
+    counts[0, 5], counts[2, 60] = 99_999, 9  # a big lung peak and a few consolidation voxels
+    h.counts = counts
+    lin = h.bar_fractions()
+    assert lin[2, 5] == 1.0 and lin[2, 60] == pytest.approx(9 / 99_999)
+    p.log_scale.setChecked(True)
+    log = h.bar_fractions()
+    assert log[2, 5] == 1.0 and log[2, 60] == pytest.approx(1 / 5)  # log10(10) / log10(100000)
+    h.resize(300, 150)
+    h.grab()  # paints in both modes without error
+    p.log_scale.setChecked(False)
+    assert not h.log_scale
