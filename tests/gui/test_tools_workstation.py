@@ -163,3 +163,22 @@ def test_adjudication_uses_the_main_window_palette():
     grey = main_overlay(hu, np.zeros_like(lab))[3, 3].astype(float)
     expect = grey * 0.55 + np.asarray(COLOURS["ggo"]) * 0.45
     assert np.abs(rgb[3, 3] - expect).max() <= 1
+
+
+def test_x_maximizes_the_3d_view_after_a_click_in_it(make_window, qtbot):
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    w = make_window()
+    _session(w)
+    vv = w.volume_view
+    QTest.mouseClick(vv.canvas, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                     vv.canvas.rect().center())
+    assert w.active_view == 3 and w.active_axis == 0  # arrows still scroll a slice view
+    w.actions_["maximize"].trigger()  # X
+    assert w.maximized_view is vv and not w.slice_views[0].isVisible() and vv.isVisible()
+    w.actions_["maximize"].trigger()
+    assert w.maximized_view is None and all(v.isVisible() for v in w.views)
+    drag(qtbot, w.slice_views[1], [(6, 30, 30)])  # a click in the coronal view (navigate tool)
+    w.actions_["maximize"].trigger()
+    assert w.maximized_view is w.slice_views[1] and w.active_axis == 1

@@ -35,6 +35,19 @@ _IDENTIFYING_KEYS = ("recent", "last_dir", "last_read_dir")
 LABEL_NAMES = {0: "outside", 1: "lung", 2: "GGO", 3: "consolidation"}
 
 
+class _PressWatcher(QtCore.QObject):
+    """Calls ``fn`` on every mouse press in the watched widget (and lets the press through)."""
+
+    def __init__(self, fn, parent: QtCore.QObject) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self._fn = fn
+
+    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802
+        if ev.type() == QtCore.QEvent.Type.MouseButtonPress:
+            self._fn()
+        return False
+
+
 class MainWindow(QtWidgets.QMainWindow):
     session_ready = QtCore.Signal()
     first_image = QtCore.Signal()  # the CT is drawn (segmentation may still be running)
@@ -74,7 +87,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._worker: LoadWorker | None = None
         self._dirty: set[int] = set()
         self._flush_pending = False
-        self.active_axis = 0
+        self.active_axis = 0  # the slice view the arrow keys scroll
+        self.active_view = 0  # the view X maximizes: a slice view (0-2) or the 3D view (3)
         self.last_read_folder: Path | None = None
         #: Recent scans and the last folders, for this session only: a scan's path can name the
         #: patient, so none is ever written into the user's settings (older keys are removed).
@@ -259,7 +273,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a["preset_mediastinum"].triggered.connect(lambda: st.preset("mediastinum"))
         a["slice_next"].triggered.connect(lambda: st.step_slice(self.active_axis, +1))
         a["slice_prev"].triggered.connect(lambda: st.step_slice(self.active_axis, -1))
-        a["maximize"].triggered.connect(lambda: self.toggle_maximize(self.views[self.active_axis]))
+        a["maximize"].triggered.connect(lambda: self.toggle_maximize(self.views[self.active_view]))
         a["reset_views"].triggered.connect(self.reset_views)
         a["help"].triggered.connect(lambda: self.tabs.setCurrentWidget(self.help_view))
         st.cursor_changed.connect(self._on_cursor_changed)
@@ -271,8 +285,16 @@ class MainWindow(QtWidgets.QMainWindow):
         for v in self.slice_views:
             v.hovered.connect(self._on_hover)
             v.maximize_requested.connect(lambda v=v: self.toggle_maximize(v))
-            v.activated.connect(lambda v=v: setattr(self, "active_axis", v.axis))
+            v.activated.connect(lambda v=v: self._activate(v.axis))
+        # A click in the 3D view makes it the active view: X maximizes it as it does a slice view.
+        self._volume_activation = _PressWatcher(lambda: self._activate(3), self)
+        self.volume_view.canvas.installEventFilter(self._volume_activation)
         self.volume_view.maximize_requested.connect(lambda: self.toggle_maximize(self.volume_view))
+
+    def _activate(self, view: int) -> None:
+        self.active_view = view
+        if view < 3:
+            self.active_axis = view
 
     # --- opening ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
