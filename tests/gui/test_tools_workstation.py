@@ -182,3 +182,37 @@ def test_x_maximizes_the_3d_view_after_a_click_in_it(make_window, qtbot):
     drag(qtbot, w.slice_views[1], [(6, 30, 30)])  # a click in the coronal view (navigate tool)
     w.actions_["maximize"].trigger()
     assert w.maximized_view is w.slice_views[1] and w.active_axis == 1
+
+
+def test_brush_outline_shows_sphere_and_hu_limited_and_goes_with_the_tool(make_window, qtbot):
+    from guikit import voxel_to_widget
+
+    from readerapp.gui.state import COLOURS
+
+    w = make_window()
+    _session(w)
+    axial = w.slice_views[0]
+    w.state.set_cursor((6, 30, 30))
+    w.actions_["tool_brush"].trigger()
+
+    def hover():
+        from PySide6 import QtCore, QtGui, QtWidgets
+
+        p = QtCore.QPointF(voxel_to_widget(axial, (6, 30, 30)))
+        ev = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, p, axial.canvas.mapToGlobal(p),
+                               QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.NoButton,
+                               QtCore.Qt.KeyboardModifier.NoModifier)
+        QtWidgets.QApplication.sendEvent(axial.canvas, ev)
+        actor = axial.brush_actor
+        poly = actor.GetMapper().GetInput()
+        rgb = tuple(round(c * 255) for c in actor.GetProperty().GetColor())
+        return bool(actor.GetVisibility()), rgb, poly.GetNumberOfLines()
+
+    assert hover() == (True, COLOURS["brush"], 48)  # disk: white, solid
+    w.actions_["opt_sphere"].trigger()
+    assert hover() == (True, COLOURS["brush_sphere"], 48)  # sphere: orange
+    w.actions_["opt_hu_limited"].trigger()
+    assert hover() == (True, COLOURS["brush_sphere"], 24)  # HU-limited: dashed
+    assert "3D sphere, HU-limited" in w.statusBar().currentMessage()
+    w.actions_["tool_fill"].trigger()  # no mouse move: the outline goes with the tool change
+    assert not axial.brush_actor.GetVisibility()

@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..editing.session import ReadingSession
 from ..errors import ReaderAppError
 from .actions import MODES, TOOLS, TypingGuard, build_actions
+from .brush_style import brush_style, shows_brush
 from .controller import EditController
 from .densitometry_panel import DensitometryPanel
 from .forms_panel import FormsPanel
@@ -579,10 +580,12 @@ class MainWindow(QtWidgets.QMainWindow):
                  else QtCore.Qt.CursorShape.CrossCursor)
         for v in self.slice_views:
             v.canvas.setCursor(shape)
+            if not shows_brush(st):  # another tool: the brush outline goes at once
+                v.show_brush(None)
         self.tools_panel.sync()
         self.statusBar().showMessage(
             f"Tool: {st.tool.value}, label: {st.mode.value}, brush {st.radius_mm:g} mm "
-            f"{'sphere' if st.sphere else 'disk'}", 3000)
+            f"{brush_style(st).text}", 3000)
 
     def _on_hover(self, zyx) -> None:  # type: ignore[no-untyped-def]
         s = self.controller.display
