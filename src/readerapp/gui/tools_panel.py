@@ -137,6 +137,8 @@ def help_html(actions: dict[str, QtGui.QAction]) -> str:
         ("Left click (Fill / Remove)", "fill the connected region / remove the lesion's piece on "
          "this slice; in 3D the extent is previewed in red: click inside it again or press Enter "
          "to apply, Esc to cancel"),
+        ("Left drag (Ruler, Ellipse ROI, Freehand ROI)", "measure a distance / an area with mean, "
+         "SD, min and max HU; listed in the Measurements tab and saved with the read"),
         ("Double-click", "maximize or restore the view (edits nothing)"),
     ]
     mrows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in mouse)
