@@ -230,6 +230,7 @@ def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, q
     red = np.asarray(COLOURS["preview"], np.uint8)
     for v in w.slice_views:  # the extent is outlined in every view that crosses it
         assert (v.compose() == red).all(axis=-1).any(), v.axis
+    assert w.preview_3d.n_points == 200  # and shown in the 3D view
     assert "1.60 mL over slices 7-8" in w.statusBar().currentMessage()
     w.actions_["apply_preview"].trigger()  # Enter
     # Slice 5's removal split the lesion: the 3D removal takes slices 6-7, not slice 4.
@@ -237,6 +238,7 @@ def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, q
     assert "Remove lesion 3D: 1.60 mL changed: GGO -1.60 mL" in w.statusBar().currentMessage()
     for v in w.slice_views:
         assert not (v.compose() == red).all(axis=-1).any()
+    assert w.preview_3d.n_points == 0
     # Paint disks on slices 2 and 8, then fill between.
     w.controller.set_tool(Tool.BRUSH)
     w.controller.set_option(radius_mm=6.0, hu_limited=False)

@@ -262,6 +262,9 @@ class MainWindow(QtWidgets.QMainWindow):
         a["opt_remove_3d"].toggled.connect(lambda v: c.set_option(remove_3d=v))
         a["apply_preview"].triggered.connect(c.apply_pending)
         c.preview_changed.connect(self.refresh_views)
+        from .preview_3d import Preview3D
+
+        self.preview_3d = Preview3D(self.volume_view, c)  # the preview in the 3D view too
         c.measure.changed.connect(self.refresh_views)
         c.measure.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         a["measure_delete"].triggered.connect(c.measure.delete_last)
