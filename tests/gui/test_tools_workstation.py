@@ -216,3 +216,40 @@ def test_brush_outline_shows_sphere_and_hu_limited_and_goes_with_the_tool(make_w
     assert "3D sphere, HU-limited" in w.statusBar().currentMessage()
     w.actions_["tool_fill"].trigger()  # no mouse move: the outline goes with the tool change
     assert not axial.brush_actor.GetVisibility()
+
+
+def test_fill_between_slices_forgets_an_undone_stroke_and_erases_when_erased(make_window, qtbot):
+    from readerapp.gui.state import Tool
+
+    w = make_window()
+    s = _session(w)
+    axial = w.slice_views[0]
+    w.controller.set_tool(Tool.BRUSH)
+    w.actions_["mode_ggo"].trigger()
+    w.controller.set_option(radius_mm=4.0)
+    for z in (2, 8):
+        w.state.set_cursor((z, 30, 30))
+        drag(qtbot, axial, [(z, 30, 30)])
+    w.actions_["undo"].trigger()  # the second key slice taken back
+    before = s.labels.copy()
+    w.actions_["interpolate"].trigger()
+    assert np.array_equal(s.labels, before) and "two slices" in w.statusBar().currentMessage()
+    # A GGO column, erased on slices 2 and 8 with the eraser: fill between erases only its inside.
+    from readerapp.editing import Mode
+
+    column = np.zeros(s.labels.shape, bool)
+    column[:, 20:40, 20:40] = True
+    s.editor.apply_mode(np.flatnonzero(column), Mode.GGO)
+    painted = s.labels.copy()
+    w.actions_["mode_erase"].trigger()
+    for z in (2, 8):
+        w.state.set_cursor((z, 30, 30))
+        drag(qtbot, axial, [(z, 30, 30)])
+    erased = int((s.labels[2] != painted[2]).sum())
+    assert erased > 20
+    before = s.labels.copy()
+    w.actions_["interpolate"].trigger()
+    changed = s.labels != before
+    assert (s.labels[changed] == Label.LUNG).all()  # erased, nothing painted
+    assert [int(changed[z].sum()) for z in range(3, 8)] == [erased] * 5
+    assert changed.sum() == 5 * erased

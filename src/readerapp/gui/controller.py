@@ -37,8 +37,9 @@ from .measuring import MeasureController
 from .state import Tool, ToolSettings
 
 #: What "Fill between slices" remembers of each brush stroke: the view's axis, the slice the
-#: stroke was drawn on, its mode and options, and the voxels it changed on that slice.
-KeyStroke = tuple[int, int, Mode, PaintOptions, np.ndarray]
+#: stroke was drawn on, its mode and options, the voxels it changed on that slice, and the step
+#: itself (an undone stroke stops being a key slice).
+KeyStroke = tuple[int, int, Mode, PaintOptions, np.ndarray, Edit]
 BRUSH_SIZES_MM = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0)
 
 MODE_LABEL = {Mode.GGO: Label.GGO, Mode.CONSOLIDATION: Label.CONSOLIDATION}
@@ -96,8 +97,12 @@ class EditController(QtCore.QObject):
                 axis, s, mode, opts = self._stroke_meta
                 on = edit.idx[slice_coords(edit.idx, session.labels.shape, axis) == s]
                 if on.size:
-                    self._keys.append((axis, s, mode, opts, on.astype(np.int64)))
+                    self._keys.append((axis, s, mode, opts, on.astype(np.int64), edit))
                     del self._keys[:-8]
+            elif kind == "undo":
+                self._keys = [k for k in self._keys if k[5] is not edit]
+            if self.pending is not None:  # the labels moved under the preview: work it out again
+                self.cancel_pending()
             ml = session.volume.voxel_volume_ml
             what = {"edit": edit.name, "undo": f"Undo {edit.name}", "redo": f"Redo {edit.name}"}[kind]
             text = describe_edit(edit, ml, reverse=kind == "undo")
