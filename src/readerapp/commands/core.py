@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--json", required=True, metavar="OUT.json", help="where to write the JSON ('-' for stdout)")
     m.add_argument("--series-uid", "--series", dest="series_uids", action="append", metavar="UID")
     m.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
-    m.add_argument("--source", choices=("corrected", "auto"), default="corrected",
+    m.add_argument("--source", choices=("corrected", "loaded", "auto"), default="corrected",
                    help="how the label map was made (recorded in the JSON)")
     m.add_argument("--fill-gaps", action="store_true",
                    help="interpolate over missing slices (with a warning) instead of refusing the series")

@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--form", metavar="FORM.json", help="the read form (severity per lobe; fibrosis on Day-90 scans)")
     s.add_argument("--sign", action="store_true", help="sign the read (locks it)")
     s.add_argument("--reason", help="why: required to change a signed read (makes a new version)")
-    s.add_argument("--source", choices=("corrected", "auto"), default="corrected")
+    s.add_argument("--source", choices=("corrected", "loaded", "auto"), default="corrected")
     _common(s)
     s.set_defaults(func=run_read_submit)
 
