@@ -241,6 +241,7 @@ class EditController(QtCore.QObject):
         if len(plan) == 0:
             self.message.emit(f"{title}: nothing would change")
             return
+        plan.idx = np.sort(plan.idx)  # for the look-up of a click inside it
         self.pending = plan
         self._pending_zyx = np.unravel_index(plan.idx.astype(np.int64), s.labels.shape)
         z = self._pending_zyx[0]
