@@ -54,3 +54,13 @@ def test_the_window_stores_no_scan_path_in_its_settings(make_window, qtbot, tmp_
     text = ini.read_text()
     assert "probe" in text  # the file is the one the window writes
     assert "DOE_" not in text and "recent" not in text and "last_dir" not in text
+
+
+def test_the_readers_limits_are_remembered(make_window):
+    w = make_window()
+    w.tools_panel.confirm_ml.setValue(55.0)
+    w.tools_panel.fill_radius.setValue(12.0)
+    assert w.controller.settings.confirm_ml == 55.0
+    w2 = make_window()  # the same settings file
+    assert (w2.controller.settings.confirm_ml, w2.controller.settings.fill_radius_mm) == (55.0, 12.0)
+    assert w2.tools_panel.confirm_ml.value() == 55.0

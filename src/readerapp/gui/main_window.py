@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_RECENT = 10
 #: Settings keys of older versions that held scan or read paths (removed on start).
 _IDENTIFYING_KEYS = ("recent", "last_dir", "last_read_dir")
+#: Tool settings kept between sessions: the 3D fill's reach and the size above which to ask.
+_REMEMBERED_TOOL_SETTINGS = ("fill_radius_mm", "confirm_ml")
 LABEL_NAMES = {0: "outside", 1: "lung", 2: "GGO", 3: "consolidation"}
 
 
@@ -80,6 +82,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.restored_edits = 0
         self.state = ViewState()
         self.controller = EditController()
+        for key in _REMEMBERED_TOOL_SETTINGS:  # the reader's limits come back (plain numbers)
+            value = self.settings.value(f"tools/{key}")
+            if value is not None:
+                try:
+                    setattr(self.controller.settings, key, float(value))
+                except (TypeError, ValueError):
+                    pass
         self.actions_ = build_actions(self)
         self._typing_guard = TypingGuard(self)
         if app is not None:
@@ -576,6 +585,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_settings_changed(self) -> None:
         st = self.controller.settings
+        for key in _REMEMBERED_TOOL_SETTINGS:
+            if self.settings.value(f"tools/{key}") != str(getattr(st, key)):
+                self.settings.setValue(f"tools/{key}", str(getattr(st, key)))
         a = self.actions_
         a[TOOL_ACTIONS[st.tool]].setChecked(True)
         a[MODE_ACTIONS[st.mode]].setChecked(True)
