@@ -7,6 +7,7 @@ replaces every modal dialog with a recorded message and a policy given up front.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from pathlib import Path
@@ -85,10 +86,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for key in _REMEMBERED_TOOL_SETTINGS:  # the reader's limits come back (plain numbers)
             value = self.settings.value(f"tools/{key}")
             if value is not None:
-                try:
+                with contextlib.suppress(TypeError, ValueError):  # a damaged value: the default
                     setattr(self.controller.settings, key, float(value))
-                except (TypeError, ValueError):
-                    pass
         self.actions_ = build_actions(self)
         self._typing_guard = TypingGuard(self)
         if app is not None:
