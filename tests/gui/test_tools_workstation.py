@@ -253,3 +253,22 @@ def test_fill_between_slices_forgets_an_undone_stroke_and_erases_when_erased(mak
     assert (s.labels[changed] == Label.LUNG).all()  # erased, nothing painted
     assert [int(changed[z].sum()) for z in range(3, 8)] == [erased] * 5
     assert changed.sum() == 5 * erased
+
+
+def test_compare_panes_follow_the_radiological_convention(make_window, qtbot):
+    from readerapp.gui.palette import overlay_rgb
+    from readerapp.volume import CTVolume
+
+    w = make_window()
+    s = _session(w)
+    hu = np.full((12, 64, 64), -850, np.int16)
+    hu[:, 5, 50] = 100  # a marker near the front (y small) and the patient's left (x large)
+    # Stored with x towards the patient's right and y towards the back reversed (direction -1).
+    other = CTVolume(hu=hu, spacing=(1.0, 1.0, 2.0), series_uid="1.2.10",
+                     direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    cw = w.open_comparison(other, None, "Mirrored baseline")
+    qtbot.addWidget(cw)
+    z = cw.right.index
+    assert np.array_equal(cw.right.shown, overlay_rgb(hu[z][::-1, ::-1], np.zeros((64, 64), np.uint8)))
+    assert s.volume.direction == (1, 0, 0, 0, 1, 0, 0, 0, 1)
+    cw.close()

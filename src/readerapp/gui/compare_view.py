@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..compare import SliceLink
 from ..volume import CTVolume
 from .palette import overlay_rgb
+from .slice_view import axis_flips
 
 
 class _Pane(QtWidgets.QWidget):
@@ -66,8 +67,12 @@ class _Pane(QtWidgets.QWidget):
             self.scrolled.emit(int(v))
 
     def draw(self) -> None:
+        """The slice in the radiological convention (patient's right on the left, anterior up),
+        mirrored as the slice views are when the scan's axes run against LPS."""
         z = self.index
-        rgb = overlay_rgb(self.volume.hu[z], self.current_labels()[z])
+        fx, fy, _ = axis_flips(tuple(self.volume.direction))
+        sl = (slice(None, None, -1 if fy else 1), slice(None, None, -1 if fx else 1))
+        rgb = np.ascontiguousarray(overlay_rgb(self.volume.hu[z][sl], self.current_labels()[z][sl]))
         h, w, _ = rgb.shape
         img = QtGui.QImage(rgb.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
         size = self.image.size()
