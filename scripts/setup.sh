@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian/Ubuntu machine: system libraries, a virtualenv in .venv, the package.
 #   scripts/setup.sh          the program (GUI libraries included)
-#   scripts/setup.sh --test   the program plus what the tests need (PostgreSQL, Orthanc, dev tools)
+#   scripts/setup.sh --test   the program plus what the tests need (PostgreSQL, Orthanc, dicom3tools'
+#                             dciodvfy for the SEG/SR checks, dev tools)
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ pkgs=(libgl1 libegl1 libosmesa6 libegl-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 
       libxi6 libxext6 libxrender1 libx11-6 libx11-xcb1 libxcb1 libxcb-xfixes0 libxcb-shm0
       libxcb-sync1 libxcb-render0 libfreetype6 libglx-mesa0 libxkbcommon0)
 if [ "$mode" = "--test" ]; then
-  pkgs+=(postgresql orthanc orthanc-dicomweb dpkg-dev util-linux)
+  pkgs+=(postgresql orthanc orthanc-dicomweb dicom3tools dpkg-dev util-linux)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -132,9 +132,9 @@ def test_analyze_runs_a_failing_check_once(monkeypatch):
 
     monkeypatch.setattr(calibration, "calibration_check", broken)
     monkeypatch.setattr("readerapp.segmentation.get_segmenter", lambda method: Fixed())
-    vol = CTVolume(hu=np.full((2, 3, 4), -800, np.int16), spacing=(1, 1, 1))
+    vol = CTVolume(hu=np.full((4, 100, 100), -800, np.int16), spacing=(2, 2, 2))  # 320 mL
     res = analyze(vol, backend="numpy")
     assert len(calls) == 1
     assert res.calibration is None
     assert [w for w in res.warnings if "calibration" in w] == ["calibration check could not run: no trachea"]
-    assert res.endpoints.voxel_counts["lung"] == 24
+    assert res.endpoints.voxel_counts["lung"] == 40000

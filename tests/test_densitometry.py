@@ -88,11 +88,52 @@ def test_json_has_exactly_the_protocol_keys_and_is_strict_json():
     assert len(out["density_histogram"]) == 4
 
 
-def test_empty_lung_gives_zero_percentages_not_nan():
-    vol = CTVolume(hu=np.zeros((2, 3, 4), np.int16), spacing=(1, 1, 1))
-    out = measure(vol, np.zeros((2, 3, 4), np.uint8), backend="numpy").to_json()
-    assert out["lung_volume_ml"] == 0 and out["lesion_pct"] == 0 and out["mean_lung_hu"] is None
+def test_label_map_without_lung_is_measured_as_undefined_and_warned():
+    """A proportion of a zero volume is not 0 %: null, with a warning (``analyze`` refuses a
+    series whose segmentation finds no lung: tests/test_unmeasurable.py)."""
+    vol = CTVolume(hu=np.zeros((2, 3, 4), np.int16), spacing=(1, 1, 1), series_uid="1.2.3")
+    res = measure(vol, np.zeros((2, 3, 4), np.uint8), backend="numpy")
+    out = res.to_json()
+    assert out["lesion_pct"] is None and out["null_reasons"]["lesion_pct"]
+    assert any("holds no lung" in w for w in out["warnings"])
+
+
+def test_outputs_hold_no_nan():
+    """Every value in the JSON is finite or null (a NaN diagnostic becomes null, with why)."""
+    hu = np.full((2, 4, 4), -850, np.int16)
+    res = measure(CTVolume(hu=hu, spacing=(1, 1, 1)), np.ones((2, 4, 4), np.uint8),
+                  backend="numpy", provenance={"x": float("nan"), "y": [np.float32("inf"), 1.5]})
+    out = res.to_json()
     json.dumps(out, allow_nan=False)
+    assert out["segmentation"] == {"x": None, "y": [None, 1.5]}
+    assert {"segmentation.x", "segmentation.y.0"} <= set(out["null_reasons"])
+
+
+def test_empty_lung_gives_null_percentages_with_reasons_never_zero_or_nan():
+    """The live table of an empty lung (a reader mid-edit; ``measure`` refuses one outright)."""
+    out = compute_table(np.zeros((2, 3, 4), np.int16), np.zeros((2, 3, 4), np.uint8),
+                        backend="numpy").endpoints(0.001).to_dict()
+    assert out["lung_volume_ml"] == 0 and out["lesion_volume_ml"] == 0
+    undefined = ["lesion_pct", "ggo_pct", "consolidation_pct", "mean_lung_hu"]
+    for k in undefined:
+        assert out[k] is None, k  # a proportion of a zero volume is never 0
+        assert out["null_reasons"][k], k
+    for b in out["density_histogram"]:
+        assert b["volume_ml"] == 0 and b["pct"] is None and b["mean_hu"] is None
+        assert f"density_histogram.{b['name']}.pct" in out["null_reasons"]
+    text = json.dumps(out, allow_nan=False)
+    assert "NaN" not in text and "Infinity" not in text
+
+
+def test_defined_values_carry_no_null_reasons():
+    hu = np.full((2, 3, 4), -850, np.int16)
+    labels = np.ones((2, 3, 4), np.uint8)
+    out = measure(CTVolume(hu=hu, spacing=(1, 1, 1)), labels, backend="numpy").to_json()
+    assert out["lesion_pct"] == 0.0 and out["mean_lung_hu"] == -850
+    # only the empty bins' means are null, each with its reason
+    assert set(out["null_reasons"]) == {
+        f"density_histogram.{b['name']}.mean_hu" for b in out["density_histogram"] if b["voxels"] == 0
+    }
 
 
 def test_labels_on_padding_are_not_counted_and_warned():

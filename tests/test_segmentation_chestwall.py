@@ -94,7 +94,7 @@ def test_no_ribs_at_the_pleura_no_completion():
     res = get_segmenter().propose(ph.volume, backend="numpy")
     for side in res.provenance["chest_wall"].values():
         assert side["added_ml"] == 0.0
-        assert side["wall_mm"] > 12.0
+        assert side["wall_mm"] is None or side["wall_mm"] > 12.0
 
 
 def test_healthy_lungs_with_ribs_at_the_pleura_gain_nothing():

@@ -43,6 +43,13 @@ class CalibrationResult:
     tolerance_hu: float = TOLERANCE_HU
     #: Where the aorta was measured: list of (slice, row, column, radius mm).
     aorta_track: list[tuple[int, float, float, float]] = field(default_factory=list)
+    #: Which part of the aorta was sampled ("descending", "ascending or arch") and the phase
+    #: its HU shows ("non-contrast", "contrast-enhanced"); None where not measured.
+    aorta_segment: str | None = None
+    blood_phase: str | None = None
+    #: Why a sample could not be taken (None where it was).
+    air_not_measured_because: str | None = None
+    blood_not_measured_because: str | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -90,21 +97,29 @@ def calibration_check(volume: CTVolume, labels: np.ndarray,
                                                       volume.spacing[2]))
     # a miscalibrated scanner shifts blood like air: look for it where it should then read
     shift = 0.0 if air is None else float(np.clip(air - EXPECTED_AIR_HU, -100.0, 100.0))
-    blood, n_blood, track = _aortic_blood(volume, labels > 0, carina, superior_high, shift)
+    blood, n_blood, track, segment, why_blood = _aortic_blood(volume, labels > 0, carina,
+                                                              superior_high, shift)
     res = CalibrationResult(tracheal_air_hu=air, aortic_blood_hu=blood, air_voxels=n_air,
-                            blood_voxels=n_blood, aorta_track=track)
+                            blood_voxels=n_blood, aorta_track=track, aorta_segment=segment or None)
     if air is None:
+        res.air_not_measured_because = (
+            "no trachea found (a round air column near the midline over 15 mm of the upper "
+            "slices): the scan may start below the carina or the trachea is collapsed")
         res.notes.append("no trachea found: tracheal air not measured")
     elif abs(air - EXPECTED_AIR_HU) > TOLERANCE_HU:
         res.warnings.append(
             f"tracheal air reads {air:.0f} HU, {air - EXPECTED_AIR_HU:+.0f} HU from the expected "
             f"{EXPECTED_AIR_HU:.0f} HU: the scanner calibration may be off and lesion bins shifted")
     if blood is None:
-        res.notes.append("no aorta found: aortic blood not measured")
+        res.blood_not_measured_because = why_blood
+        res.notes.append(f"no aorta found: aortic blood not measured ({why_blood})")
     elif blood - shift > CONTRAST_ABOVE_HU:
         res.contrast_enhanced = True
-        res.notes.append(f"aorta reads {blood:.0f} HU: contrast-enhanced, not used for calibration")
+        res.blood_phase = "contrast-enhanced"
+        res.notes.append(f"{segment} aorta reads {blood:.0f} HU: contrast-enhanced, not used "
+                         "for calibration")
     else:
+        res.blood_phase = "non-contrast"
         off = res.blood_offset_hu
         if off is not None and abs(off) > TOLERANCE_HU:
             res.warnings.append(
@@ -151,17 +166,23 @@ def _intrathoracic(trachea: np.ndarray, carina: int | None, superior_high: bool,
     return out if out.any() else trachea
 
 
-def _tracheal_air(volume: CTVolume, trachea: np.ndarray) -> tuple[float | None, int]:
+def _tracheal_air(volume: CTVolume, trachea: np.ndarray, wall_mm: float = 2.5
+                  ) -> tuple[float | None, int]:
+    """Median HU of the lumen at least ``wall_mm`` (in-plane) from the tracheal wall, whose
+    partial volume and streaks would pull the air value up; the whole lumen where it is too
+    narrow for that."""
     if not trachea.any():
         return None, 0
     sx, sy, _ = volume.spacing
-    r = max(1, int(round(1.5 / min(sx, sy))))
-    st = np.zeros((1, 2 * r + 1, 2 * r + 1), bool)
-    st[0] = True
-    core = ndi.binary_erosion(trachea, structure=st)
+    box = ndi.find_objects(trachea.astype(np.uint8))[0]
+    sub = trachea[box]
+    core = np.zeros_like(sub)
+    for k in range(sub.shape[0]):
+        if sub[k].any():
+            core[k] = ndi.distance_transform_edt(sub[k], sampling=(sy, sx)) >= wall_mm
     if core.sum() < 10:
-        core = trachea
-    vals = volume.hu[core]
+        core = sub
+    vals = volume.hu[box][core]
     return float(np.median(vals)), int(vals.size)
 
 
@@ -173,56 +194,91 @@ def _carina_slice(trachea: np.ndarray, superior_high: bool) -> int | None:
 
 
 def _aortic_blood(volume: CTVolume, lung: np.ndarray, carina: int | None, superior_high: bool,
-                  shift: float = 0.0
-                  ) -> tuple[float | None, int, list[tuple[int, float, float, float]]]:
-    """Median HU of the aorta's central disc over a consistent track of slices."""
+                  shift: float = 0.0) -> tuple[float | None, int, list[tuple[int, float, float, float]],
+                                               str, str | None]:
+    """Median HU of the aorta's central disc over a consistent vertical track of slices.
+
+    Returns (median HU, voxels, track, segment, reason): ``segment`` says which part of the
+    aorta the track is ("descending": beside the spine on the patient's left, behind the
+    mediastinum's middle; else "ascending or arch"); ``reason`` says why nothing was found.
+    The descending aorta is preferred: it is a round tube over the whole chest, lined by fat
+    and the left lung, on non-contrast and contrast scans alike.
+    """
     hu = volume.hu
     sx, sy, sz = volume.spacing
     nz = hu.shape[0]
     lz = np.flatnonzero(lung.any(axis=(1, 2)))
     if lz.size == 0:
-        return None, 0, []
+        return None, 0, [], "", "no lung in the label map: the mediastinum cannot be located"
     step = -1 if superior_high else 1
     start = carina if carina is not None else int(lz[len(lz) // 3] if not superior_high
                                                    else lz[2 * len(lz) // 3])
-    n_slices = max(2, int(round(80.0 / sz)))
+    n_slices = max(2, int(round(120.0 / sz)))
     zlist = [z for z in range(start, start + step * n_slices, step) if 0 <= z < nz]
-    zlist = zlist[:: max(1, int(round(5.0 / sz)))]  # about one slice per 5 mm
-    found: list[tuple[int, float, float, float, float]] = []  # z, y, x, r_mm, score
+    zlist = [z for z in zlist[:: max(1, int(round(5.0 / sz)))] if lung[z].any()]
+    if len(zlist) < 2:
+        return None, 0, [], "", ("the scan shows fewer than two lung slices at or below the "
+                                 "carina, where the aorta is looked for")
+    left_sign = 1.0 if volume.direction[0] >= 0 else -1.0  # +x is the patient's left in LPS
+    found: list[list[tuple[int, float, float, float, float]]] = []
     for z in zlist:
-        if not lung[z].any():
-            continue
-        best = _round_disc(hu[z], lung[z], (sy, sx), shift)
-        if best is not None:
-            found.append((z, *best))
-    if not found:
-        return None, 0, []
-    # the longest track of discs within 10 mm of each other in consecutive searched slices
+        found.append([(z, *d) for d in _round_discs(hu[z], lung[z], (sy, sx), shift)])
+    if not any(found):
+        return None, 0, [], "", (
+            "no round blood- or contrast-density disc 18-40 mm wide, mostly lined by fat or "
+            f"lung, in the mediastinum over {len(zlist)} slices from the carina down (the aorta "
+            "may abut other soft tissue with no fat between)")
     best_track: list[tuple[int, float, float, float, float]] = []
-    for i in range(len(found)):
-        track = [found[i]]
-        for f in found[i + 1:]:
-            last = track[-1]
-            if np.hypot((f[1] - last[1]) * sy, (f[2] - last[2]) * sx) <= 10.0:
-                track.append(f)
-        if len(track) > len(best_track):
-            best_track = track
+    best_score = -1.0
+    for i, cands in enumerate(found):
+        for c0 in cands:
+            track = [c0]
+            for later in found[i + 1:]:
+                last = track[-1]
+                near = [f for f in later
+                        if np.hypot((f[1] - last[1]) * sy, (f[2] - last[2]) * sx) <= 10.0]
+                if not near:
+                    continue
+                track.append(max(near, key=lambda f: f[4]))
+            desc = _is_descending(track, lung, left_sign)
+            score = len(track) + (1.5 if desc else 0.0) + float(np.mean([t[4] for t in track]))
+            if len(track) >= 2 and score > best_score:
+                best_track, best_score = track, score
     if len(best_track) < 2:
-        return None, 0, []
+        return None, 0, [], "", ("round blood-density discs were seen in single slices only, "
+                                 "never along a vertical track as the aorta runs")
     vals = []
+    yy, xx = np.ogrid[: hu.shape[1], : hu.shape[2]]
     for z, y, x, r_mm, _ in best_track:
         rr = 0.6 * r_mm
-        yy, xx = np.ogrid[: hu.shape[1], : hu.shape[2]]
         disc = ((yy - y) * sy) ** 2 + ((xx - x) * sx) ** 2 <= rr * rr
         vals.append(hu[z][disc])
     v = np.concatenate(vals)
     track_out = [(int(z), float(y), float(x), float(r)) for z, y, x, r, _ in best_track]
-    return float(np.median(v)), int(v.size), track_out
+    segment = "descending" if _is_descending(best_track, lung, left_sign) else "ascending or arch"
+    return float(np.median(v)), int(v.size), track_out, segment, None
 
 
-def _round_disc(sl: np.ndarray, lung2d: np.ndarray, spacing_yx: tuple[float, float],
-                shift: float = 0.0) -> tuple[float, float, float, float] | None:
-    """The most isolated round 18-40 mm blood-density disc between the lungs, or None."""
+def _is_descending(track: list[tuple[int, float, float, float, float]], lung: np.ndarray,
+                   left_sign: float) -> bool:
+    """A track on the patient's left of the lungs' midline and behind their middle row."""
+    z = track[len(track) // 2][0]
+    ys, xs = np.nonzero(lung[z])
+    if ys.size == 0:
+        return False
+    mid_x = 0.5 * (xs.min() + xs.max())
+    mid_y = 0.5 * (ys.min() + ys.max())
+    y = float(np.mean([t[1] for t in track]))
+    x = float(np.mean([t[2] for t in track]))
+    return (x - mid_x) * left_sign > 0 and y > mid_y
+
+
+def _round_discs(sl: np.ndarray, lung2d: np.ndarray, spacing_yx: tuple[float, float],
+                 shift: float = 0.0, min_outside: float = 0.5
+                 ) -> list[tuple[float, float, float, float]]:
+    """Round 18-40 mm blood- or contrast-density discs between the lungs, mostly lined by
+    something else (fat, lung, bone): (row, column, radius mm, share of the lining that is
+    not blood-like) for each."""
     sy, sx = spacing_yx
     # search the mediastinum: the lungs' bounding rows, the columns between the lungs' centres
     cols = np.flatnonzero(lung2d.any(axis=0))
@@ -232,7 +288,7 @@ def _round_disc(sl: np.ndarray, lung2d: np.ndarray, spacing_yx: tuple[float, flo
     xs = np.arange(w.size)
     left, right = xs < mid, xs >= mid
     if w[left].sum() == 0 or w[right].sum() == 0:
-        return None
+        return []
     x0 = int((w[left] * xs[left]).sum() / w[left].sum())
     x1 = int((w[right] * xs[right]).sum() / w[right].sum()) + 1
     y0, y1 = rows[0], rows[-1] + 1
@@ -240,7 +296,7 @@ def _round_disc(sl: np.ndarray, lung2d: np.ndarray, spacing_yx: tuple[float, flo
     w = np.array([0.25, 0.5, 0.25], np.float32)
     sub = ndi.correlate1d(ndi.correlate1d(sub, w, axis=0), w, axis=1)
     lsub = lung2d[y0:y1, x0:x1]
-    best = None
+    out: list[tuple[float, float, float, float]] = []
     # blood-like (above fat, shifted like the tracheal air) or contrast-filled
     for lo, hi in ((-25.0 + shift, CONTRAST_ABOVE_HU + shift), (CONTRAST_ABOVE_HU + shift, 600.0)):
         cand = (sub >= lo) & (sub < hi) & ~lsub
@@ -258,6 +314,6 @@ def _round_disc(sl: np.ndarray, lung2d: np.ndarray, spacing_yx: tuple[float, flo
             if ring.sum() == 0:
                 continue
             outside = 1.0 - float(cand[ring].mean())
-            if outside >= 0.6 and (best is None or outside > best[3]):
-                best = (float(y + y0), float(x + x0), r, outside)
-    return best
+            if outside >= min_outside:
+                out.append((float(y + y0), float(x + x0), r, outside))
+    return out

@@ -15,6 +15,11 @@ class SeriesError(ReaderAppError):
     """A DICOM file or series cannot be measured (and cannot safely be corrected)."""
 
 
+class UnmeasurableError(SeriesError):
+    """A series that loads but cannot give the protocol's endpoints (one slice, no lung found,
+    an implausibly small lung): refused rather than reported as a real 0 %."""
+
+
 class LabelMapError(ReaderAppError):
     """A label map does not fit its CT (grid, values, file format)."""
 

@@ -25,15 +25,17 @@ LUNG_LABELS = (Label.LUNG, Label.GGO, Label.CONSOLIDATION)
 LESION_LABELS = (Label.GGO, Label.CONSOLIDATION)
 
 #: Density-histogram bin edges in HU (PROTOCOL.md): [-inf,-750), [-750,-300), [-300,50), [50,inf).
-BIN_EDGES_HU = (-750, -300, 50)
-BIN_NAMES = ("below_-750", "-750_to_-300", "-300_to_50", "50_and_above")
-N_BINS = 4
+#: The one set of edges: the bins (names, titles: :data:`readerapp.endpoints.BINS`), the HU ranges
+#: below, the densitometry backends and the panel's histogram all derive from it.
+BIN_EDGES_HU: tuple[int, int, int] = (-750, -300, 50)
+N_BINS = len(BIN_EDGES_HU) + 1
 
-#: Candidate HU ranges the protocol names for the automatic lesion proposal and the HU-limited brush.
-GGO_RANGE_HU = (-750, -300)
-CONSOLIDATION_RANGE_HU = (-300, 50)
+#: Candidate HU ranges the protocol names for the automatic lesion proposal and the HU-limited brush
+#: (the ground-glass and solid bins).
+GGO_RANGE_HU = (BIN_EDGES_HU[0], BIN_EDGES_HU[1])
+CONSOLIDATION_RANGE_HU = (BIN_EDGES_HU[1], BIN_EDGES_HU[2])
 LABEL_HU_RANGE = {
-    Label.LUNG: (-1024, -750),
+    Label.LUNG: (-1024, BIN_EDGES_HU[0]),
     Label.GGO: GGO_RANGE_HU,
     Label.CONSOLIDATION: CONSOLIDATION_RANGE_HU,
 }

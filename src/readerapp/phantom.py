@@ -130,6 +130,7 @@ def make_chest_phantom(
     liver_dome: bool = False,
     fov_crop_mm: float = 0.0,
     ribs_at_pleura: bool = False,
+    hilar_vessels: bool = False,
 ) -> Phantom:
     """A chest phantom on a (z, y, x) grid with spacing (x, y, z) mm.
 
@@ -154,6 +155,10 @@ def make_chest_phantom(
     apart in z, intercostal muscle between them) that follow each lung's lateral, anterior and
     posterior surface 3 mm outside it, a vertebral body and a sternum (``parts["bone"]``). Dense
     lung against the chest wall can then be bounded by the ribs as a reader does.
+    ``hilar_vessels`` adds the hila as a CT shows them: on each side a pulmonary artery (about
+    20 mm wide) entering the lung from the mediastinum beside the main bronchus, dividing into
+    lobar arteries (10-12 mm) that taper into the lung, and a pulmonary vein below it
+    (``parts["hilar_vessels"]``; lung in the truth, never lesion).
     """
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape
@@ -219,6 +224,26 @@ def make_chest_phantom(
         ):
             end = (lz_c + dz * lz_r, dy * s, side * (35 + dx) * s)
             vessels |= _tube(z, y, x, hilum, end, r * s)
+    hilar = np.zeros(shape, bool)
+    if hilar_vessels:
+        zc = lz_c + 0.1 * lz_r
+        for side in (-1, 1):
+            root = (zc + 8 * s, -5 * s, side * 8 * s)  # in the mediastinum
+            hil = (zc + 4 * s, 0.0, side * 40 * s)  # at the lung's medial surface
+            hilar |= _tube(z, y, x, root, hil, 10 * s)
+            for dz, dy, dx, r in ((0.45, -25, 30, 6.0), (-0.4, 20, 28, 6.0), (0.0, 35, 20, 5.0),
+                                  (-0.1, -30, 15, 4.5)):
+                end = (zc + dz * lz_r, dy * s, side * (40 + dx) * s)
+                hilar |= _tube(z, y, x, hil, end, r * s)
+                hilar |= _tube(z, y, x, end, (end[0] + 0.3 * dz * lz_r, end[1] + 0.6 * dy * s,
+                                             end[2] + side * 0.8 * dx * s), 0.5 * r * s)
+            vein = (zc - 18 * s, 8 * s, side * 12 * s)
+            vhil = (zc - 16 * s, 8 * s, side * 40 * s)
+            hilar |= _tube(z, y, x, vein, vhil, 7 * s)
+            hilar |= _tube(z, y, x, vhil, (zc - 0.5 * lz_r, 30 * s, side * 70 * s), 4 * s)
+        hilar &= body
+        hu[hilar & ~lungs] = TISSUE_HU  # the mediastinal part of the vessels
+    vessels |= hilar & lungs
     vessels &= lungs
     hu[vessels] = BLOOD_HU
 
@@ -250,6 +275,7 @@ def make_chest_phantom(
     parts: dict[str, np.ndarray] = {
         "lungs": lung_truth,
         "vessels": vessels & lung_truth,
+        "hilar_vessels": hilar & lung_truth,
         "airway": airway_lumen & body,
         "aorta": aorta,
         "body": np.ascontiguousarray(body),

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .endpoints import SegmentationSource
 from .errors import ReaderAppError
 from .fileio import atomic_write_json, sha256_file
 from .forms import FormError, ReadForm
@@ -36,7 +37,7 @@ META_NAME = "read.json"
 FORMAT_VERSION = 1
 #: Where a read's labels came from: the automatic proposal unedited, a loaded label map unedited,
 #: or edited by the reader.
-SOURCES = ("auto", "loaded", "corrected")
+SOURCES = tuple(str(s) for s in SegmentationSource)
 
 
 class ReadFileError(ReaderAppError):
@@ -97,7 +98,7 @@ def save_read(
     labels: np.ndarray,
     form: ReadForm,
     endpoints: Any,
-    source: str = "corrected",
+    source: SegmentationSource | str = SegmentationSource.CORRECTED,
     started_utc: str | None = None,
     extra: dict[str, Any] | None = None,
     measurements: list[Any] | None = None,
@@ -147,7 +148,7 @@ def save_read(
         "study_uid": volume.study_uid,
         "shape_zyx": list(volume.shape),
         "spacing_xyz_mm": list(volume.spacing),
-        "segmentation_source": source,
+        "segmentation_source": str(source),
         "labels_file": LABELS_NAME,
         "labels_sha256": sha256_file(labels_path),
         "created_utc": previous.get("created_utc") or started_utc or now,

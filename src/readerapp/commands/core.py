@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..backend import BACKEND_CHOICES
+from ..endpoints import SegmentationSource
+
+SOURCE_CHOICES = tuple(s.value for s in SegmentationSource)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--json", required=True, metavar="OUT.json", help="where to write the JSON ('-' for stdout)")
     m.add_argument("--series-uid", "--series", dest="series_uids", action="append", metavar="UID")
     m.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
-    m.add_argument("--source", choices=("corrected", "loaded", "auto"), default="corrected",
+    m.add_argument("--source", choices=SOURCE_CHOICES, default=SegmentationSource.CORRECTED.value,
                    help="how the label map was made (recorded in the JSON)")
     m.add_argument("--fill-gaps", action="store_true",
                    help="interpolate over missing slices (with a warning) instead of refusing the series")

@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..endpoints import SegmentationSource
+
+SOURCE_CHOICES = tuple(s.value for s in SegmentationSource)
+
 DB_HELP = ("study database: an SQLite file path or a URL such as postgresql+psycopg://user@host/db "
            "(default: the database in the program's settings, else the study in your user data folder)")
 
@@ -86,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--form", metavar="FORM.json", help="the read form (severity per lobe; fibrosis on Day-90 scans)")
     s.add_argument("--sign", action="store_true", help="sign the read (locks it)")
     s.add_argument("--reason", help="why: required to change a signed read (makes a new version)")
-    s.add_argument("--source", choices=("corrected", "loaded", "auto"), default="corrected")
+    s.add_argument("--source", choices=SOURCE_CHOICES, default=SegmentationSource.CORRECTED.value)
     _common(s)
     s.set_defaults(func=run_read_submit)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module, resolve_backend
-from ..labels import N_BINS
+from ..labels import BIN_EDGES_HU, N_BINS
 from .table import FINE_HI, FINE_LO, N_FINE, N_LABELS, DensityTable, Endpoints, bin_index
 
 
@@ -93,7 +93,7 @@ def table_from_scratch(hu: np.ndarray, labels: np.ndarray) -> DensityTable:
     for lv in range(1, N_LABELS):
         m = lab == lv
         h = hu64[m]
-        b = np.digitize(h, [-750, -300, 50])
+        b = np.digitize(h, BIN_EDGES_HU)
         for bi in range(N_BINS):
             hb = h[b == bi]
             t.counts[lv, bi] = hb.size

@@ -8,11 +8,14 @@ exactly, and the endpoints derived from equal tables are equal to the last bit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .. import endpoints as catalogue
+from ..errors import SeriesError
 from ..labels import BIN_EDGES_HU, N_BINS, Label
 
 N_LABELS = 4  # rows 0..3; row 0 (outside) stays zero
@@ -49,21 +52,27 @@ def bin_index(hu: np.ndarray) -> np.ndarray:
     return (hu >= e0).astype(np.int8) + (hu >= e1) + (hu >= e2)
 
 
-def _pct(part: int, whole: int) -> float:
-    return 100.0 * part / whole if whole else 0.0
+def _pct(part: int, whole: int) -> float | None:
+    """Percent of ``whole``; None (never 0) when ``whole`` is empty: a proportion of nothing."""
+    return 100.0 * part / whole if whole else None
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    """PROTOCOL.md's per-scan endpoints, in its units (mL, percent of lung volume, HU, g)."""
+    """PROTOCOL.md's per-scan endpoints, in its units (mL, percent of lung volume, HU, g).
+
+    The fields are :data:`readerapp.endpoints.KEYS`. A value that is undefined (a percentage of
+    a zero lung volume, the mean HU of no voxels) is None, and ``null_reasons`` says why, under
+    the value's key (a histogram bin's under ``density_histogram.<bin>.<field>``).
+    """
 
     lung_volume_ml: float
     lesion_volume_ml: float
-    lesion_pct: float
+    lesion_pct: float | None
     ggo_volume_ml: float
-    ggo_pct: float
+    ggo_pct: float | None
     consolidation_volume_ml: float
-    consolidation_pct: float
+    consolidation_pct: float | None
     lesion_weight_hu_voxel: int
     lesion_weight_hu_ml: float
     lesion_mass_g: float
@@ -71,16 +80,16 @@ class Endpoints:
     mean_lung_hu: float | None
     #: Voxel counts behind the volumes, for exact comparisons.
     voxel_counts: dict[str, int]
+    null_reasons: dict[str, str] = field(default_factory=dict)
 
-    KEYS = (
-        "lung_volume_ml", "lesion_volume_ml", "lesion_pct", "ggo_volume_ml", "ggo_pct",
-        "consolidation_volume_ml", "consolidation_pct", "lesion_weight_hu_voxel",
-        "lesion_weight_hu_ml", "lesion_mass_g", "density_histogram", "mean_lung_hu",
-    )
+    KEYS = catalogue.KEYS
 
     @classmethod
     def from_table(cls, t: DensityTable, voxel_volume_ml: float) -> Endpoints:
         vml = float(voxel_volume_ml)
+        if not (math.isfinite(vml) and vml > 0):
+            raise SeriesError(f"voxel volume {voxel_volume_ml!r} mL is not a positive finite number: "
+                              "the series' spacing cannot give volumes")
         per_label = t.counts.sum(axis=1)
         n_lung = int(per_label[Label.LUNG:].sum())
         n_ggo = int(per_label[Label.GGO])
@@ -88,20 +97,29 @@ class Endpoints:
         n_lesion = n_ggo + n_cons
         lesion_sum = int(t.hu_sums[Label.GGO:].sum())
         lung_sum = int(t.hu_sums[Label.LUNG:].sum())
+        reasons: dict[str, str] = {}
         bins = []
-        lowers: tuple[float | None, ...] = (None, *BIN_EDGES_HU)
-        uppers: tuple[float | None, ...] = (*BIN_EDGES_HU, None)
-        for b in range(N_BINS):
+        for b, spec in enumerate(catalogue.BINS):
             n = int(t.counts[Label.LUNG:, b].sum())
             s = int(t.hu_sums[Label.LUNG:, b].sum())
+            where = f"density_histogram.{spec.name}"
+            if not n_lung:
+                reasons[f"{where}.pct"] = catalogue.ZERO_LUNG_REASON
+            if not n:
+                reasons[f"{where}.mean_hu"] = catalogue.EMPTY_BIN_MEAN_REASON
             bins.append({
-                "lower_hu": lowers[b],
-                "upper_hu": uppers[b],
+                "name": spec.name,
+                "lower_hu": spec.lower_hu,
+                "upper_hu": spec.upper_hu,
                 "volume_ml": n * vml,
                 "pct": _pct(n, n_lung),
                 "voxels": n,
                 "mean_hu": s / n if n else None,
             })
+        if not n_lung:
+            for k in ("lesion_pct", "ggo_pct", "consolidation_pct"):
+                reasons[k] = catalogue.ZERO_LUNG_REASON
+            reasons["mean_lung_hu"] = catalogue.EMPTY_LUNG_MEAN_REASON
         return cls(
             lung_volume_ml=n_lung * vml,
             lesion_volume_ml=n_lesion * vml,
@@ -116,18 +134,20 @@ class Endpoints:
             density_histogram=tuple(bins),
             mean_lung_hu=lung_sum / n_lung if n_lung else None,
             voxel_counts={"lung": n_lung, "lesion": n_lesion, "ggo": n_ggo, "consolidation": n_cons},
+            null_reasons=reasons,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly PROTOCOL.md's keys, JSON-ready."""
+        """Exactly PROTOCOL.md's keys (the catalogue's), JSON-ready, plus ``null_reasons``."""
         d = {k: getattr(self, k) for k in self.KEYS}
         d["density_histogram"] = [dict(b) for b in self.density_histogram]
+        d[catalogue.NULL_REASONS_KEY] = dict(self.null_reasons)
         return d
 
     def difference(self, other: Endpoints) -> dict[str, float]:
         """self minus other for every scalar endpoint (auto vs corrected, reader vs reader)."""
         out: dict[str, float] = {}
-        for k in self.KEYS:
+        for k in catalogue.SCALAR_KEYS:
             a, b = getattr(self, k), getattr(other, k)
             if isinstance(a, (int, float)) and isinstance(b, (int, float)):
                 out[k] = a - b

@@ -10,11 +10,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..endpoints import SegmentationSource
 from ..errors import ReaderAppError, SeriesError
 from ..forms import ReadForm
 from ..labels import PADDING_BELOW_HU, Label
@@ -26,14 +28,20 @@ from .journal import Journal, JournalError, Recoverable, find_recoverable
 log = logging.getLogger(__name__)
 
 
+class LabelOrigin(StrEnum):
+    """Where a session's starting label map came from."""
+
+    AUTO = "auto"  #: the segmentation's proposal
+    FILE = "file"  #: a label map the reader opened (a saved read, a file)
+
+
 @dataclass
 class Prepared:
     """What the background worker hands to the window: a volume and its starting label map."""
 
     volume: CTVolume
     labels: np.ndarray
-    #: "auto" (segmentation proposal) or "file" (a label map the reader opened).
-    origin: str
+    origin: LabelOrigin
     provenance: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -41,6 +49,9 @@ class Prepared:
     form: ReadForm | None = None
     #: Rulers and ROIs of a saved read opened with its labels.
     measurements: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.origin = LabelOrigin(self.origin)  # a plain "auto"/"file" is checked here
 
 
 def _fallback_lungs(volume: CTVolume) -> np.ndarray:
@@ -111,7 +122,7 @@ def prepare(
         progress(1.0, "label map loaded")
         # The file's name or folder can name the patient: the provenance keeps only its kind.
         kind = "read folder" if labels_path.is_dir() else "label map file"
-        return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "file",
+        return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), LabelOrigin.FILE,
                         {"method": "loaded", "labels_from": kind}, warnings, timings, form,
                         measurements)
     t1 = time.perf_counter()
@@ -132,7 +143,7 @@ def prepare(
         warnings += list(getattr(result, "warnings", []) or [])
     timings["segmentation_s"] = time.perf_counter() - t1
     progress(1.0, "segmentation done")
-    return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), "auto", provenance,
+    return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), LabelOrigin.AUTO, provenance,
                     warnings, timings)
 
 
@@ -258,12 +269,14 @@ class ReadingSession:
         return self.editor.undo_depth > 0 or self.editor.dropped_steps > 0
 
     @property
-    def source(self) -> str:
-        """Where the labels came from: 'auto' (the proposal, unedited), 'loaded' (a file or a
-        saved read, unedited) or 'corrected' (edited by the reader in this session)."""
+    def source(self) -> SegmentationSource:
+        """Where the labels came from: AUTO (the proposal, unedited), LOADED (a file or a saved
+        read, unedited) or CORRECTED (edited by the reader in this session)."""
         if self.edited:
-            return "corrected"
-        return "loaded" if self.prepared.origin == "file" else "auto"
+            return SegmentationSource.CORRECTED
+        if self.prepared.origin == LabelOrigin.FILE:
+            return SegmentationSource.LOADED
+        return SegmentationSource.AUTO
 
     def hu_at(self, zyx: tuple[int, int, int]) -> int | None:
         z, y, x = zyx

@@ -76,7 +76,7 @@ def run_gui_benchmarks(
     from PySide6 import QtCore, QtWidgets
 
     from ..editing import Mode
-    from ..editing.session import Prepared
+    from ..editing.session import LabelOrigin, Prepared
     from ..io.dicom_write import write_synthetic_series
     from .main_window import MainWindow
     from .state import Tool
@@ -105,7 +105,7 @@ def run_gui_benchmarks(
         vol, labels = synthetic_chest(shape, seed=2)
         w = window()
         t0 = time.perf_counter()
-        w.open_series(Prepared(vol, labels, "file"))
+        w.open_series(Prepared(vol, labels, LabelOrigin.FILE))
         wait(w.session_ready)
         out["open_prepared_600_s"] = time.perf_counter() - t0
         s = w.controller.session

@@ -10,22 +10,15 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .. import endpoints as catalogue
+from ..labels import BIN_EDGES_HU
 from .state import COLOURS
 
-ROWS: tuple[tuple[str, str, str], ...] = (
-    ("lung_volume_ml", "Lung", "mL"),
-    ("lesion_volume_ml", "Lesion", "mL"),
-    ("lesion_pct", "Lesion", "%"),
-    ("ggo_volume_ml", "GGO", "mL"),
-    ("ggo_pct", "GGO", "%"),
-    ("consolidation_volume_ml", "Consolidation", "mL"),
-    ("consolidation_pct", "Consolidation", "%"),
-    ("lesion_weight_hu_voxel", "Lesion weight", "HU·vox"),
-    ("lesion_weight_hu_ml", "Lesion weight", "HU·mL"),
-    ("lesion_mass_g", "Lesion mass", "g"),
-    ("mean_lung_hu", "Mean lung", "HU"),
+#: (key, title, display unit) of every scalar endpoint, from the one catalogue, in its order.
+ROWS: tuple[tuple[str, str, str], ...] = tuple(
+    (e.key, e.title, e.unit.display) for e in catalogue.CATALOGUE if e.scalar and e.unit is not None
 )
-BIN_TITLES = ("< −750 HU", "−750…−300", "−300…50", "≥ 50 HU")
+BIN_TITLES = tuple(b.title for b in catalogue.BINS)
 
 
 def _fmt(v: object) -> str:
@@ -60,8 +53,9 @@ class HistogramWidget(QtWidgets.QWidget):
         self.counts: np.ndarray | None = None
         #: Heights by log10(1 + count): the few consolidation voxels stay visible beside the lung.
         self.log_scale = False
+        edges = ", ".join(str(e).replace("-", "\u2212") for e in BIN_EDGES_HU)
         self.setToolTip("Lung voxels by density: plain lung (blue), GGO (yellow), "
-                        "consolidation (magenta); dashed lines at −750, −300 and 50 HU")
+                        f"consolidation (magenta); dashed lines at {edges} HU")
 
     def set_fine(self, edges: np.ndarray, counts: np.ndarray) -> None:
         lo = self.LO - int(edges[0])
@@ -110,7 +104,7 @@ class HistogramWidget(QtWidgets.QWidget):
         font = p.font()
         font.setPointSizeF(max(font.pointSizeF() * 0.8, 6))
         p.setFont(font)
-        for hu in (-750, -300, 50):
+        for hu in BIN_EDGES_HU:
             x = r.left() + (hu - self.LO) / (self.HI - self.LO) * r.width()
             p.drawLine(QtCore.QPointF(x, r.top()), QtCore.QPointF(x, r.bottom()))
             p.drawText(QtCore.QPointF(x - 12, self.height() - 4), str(hu))
@@ -132,7 +126,7 @@ class DensitometryPanel(QtWidgets.QWidget):
         head.addStretch(1)
         head.addWidget(self.source_label)
         lay.addLayout(head)
-        self.table = QtWidgets.QTableWidget(len(ROWS) + 4, 3)
+        self.table = QtWidgets.QTableWidget(len(ROWS) + len(BIN_TITLES), 3)
         self.table.setHorizontalHeaderLabels(["Auto", "Now", "Δ"])
         names = [f"{t} ({u})" for _, t, u in ROWS] + [f"{b} (%)" for b in BIN_TITLES]
         self.table.setVerticalHeaderLabels(names)
@@ -202,8 +196,8 @@ class DensitometryPanel(QtWidgets.QWidget):
             diff = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
             self._item(r, 2).setText(_fmt_diff(diff))
         for b, bin_ in enumerate(d["density_histogram"]):
-            s = start.get("density_histogram", [{}] * 4)[b].get("pct")
-            diff = bin_["pct"] - s if s is not None else None
+            s = start.get("density_histogram", [{}] * len(catalogue.BINS))[b].get("pct")
+            diff = bin_["pct"] - s if s is not None and bin_["pct"] is not None else None
             self._item(len(ROWS) + b, 2).setText(_fmt_diff(diff))
         backend = session.backend
         self.backend_label.setText(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..editing.session import ReadingSession
+from ..editing.session import LabelOrigin, ReadingSession
 from ..errors import ReaderAppError
 from .actions import MODES, TOOLS, TypingGuard, build_actions
 from .brush_style import brush_style, shows_brush
@@ -432,7 +432,7 @@ class MainWindow(QtWidgets.QMainWindow):
             for v in self.slice_views:
                 v._geometry_key = None
         self.numbers.set_initial(session.initial_endpoints.to_dict(),
-                                 "Auto" if session.prepared.origin == "auto" else "Loaded")
+                                 "Auto" if session.prepared.origin == LabelOrigin.AUTO else "Loaded")
         self.numbers.update_values(session)
         self.refresh_views()
         self.volume_view.reset()

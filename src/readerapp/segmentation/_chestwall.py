@@ -33,6 +33,7 @@ well: the reader tells them apart.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import scipy.ndimage as sndi
@@ -107,18 +108,19 @@ def chest_wall_additions(side: np.ndarray, coarse_hu: np.ndarray, body: np.ndarr
                          cage_tolerance_mm: float = 8.0, max_added_ratio: float = 2.5,
                          min_lung_mm2: float = 300.0, trend_mm: float = 10.0,
                          n_bins: int = 72, max_gap_deg: float = 40.0,
-                         wall_quantile: float = 0.25) -> tuple[np.ndarray, dict[str, float]]:
+                         wall_quantile: float = 0.25) -> tuple[np.ndarray, dict[str, Any]]:
     """Soft tissue between one lung and its rib cage, as lung (host bool, same shape).
 
     ``side`` is the completed mask of one lung on a crop of the coarse grid that reaches well
     past its ribs; ``coarse_hu`` and ``body`` are the same crop. Returns the additions and a few
-    figures for the provenance (the lung-to-bone distance found, mm; the number of slices with
-    additions).
+    figures for the provenance (the lung-to-bone distance found, mm, or None with the reason
+    where no bone was found round the lung; the number of slices with additions).
     """
     nz, ny, nx = side.shape
     sz, sy, sx = spacing_zyx
     out = np.zeros_like(side)
-    info = {"wall_mm": float("nan"), "slices": 0.0}
+    info: dict[str, Any] = {"wall_mm": None, "slices": 0.0,
+                            "note": "no bone found round this lung: no ribs at its pleura"}
     bone = (coarse_hu >= bone_hu) & body
     kz = max(0, int(round(bone_z_mm / sz)))
     # the slice's own ribs first, then the nearest slices' for the directions still empty (a
@@ -182,6 +184,7 @@ def chest_wall_additions(side: np.ndarray, coarse_hu: np.ndarray, body: np.ndarr
         return out, info
     wall_all = float(np.quantile(np.concatenate(gaps_all), wall_quantile))
     info["wall_mm"] = round(wall_all, 1)
+    info.pop("note")
     if wall_all > max_wall_mm:
         return out, info  # no ribs at this lung's pleura (or nothing reliable): leave it
     soft = (coarse_hu >= soft_min_hu) & (coarse_hu < soft_max_hu) & body & ~side

@@ -17,20 +17,39 @@ import numpy as np
 
 from ..labels import CONSOLIDATION_RANGE_HU, GGO_RANGE_HU
 from ._grid import STRUCT_3D, Grid, bbox, dilate, opening
+from ._vessels import tubularity
 
 
 def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any, grid: Grid, *,
-                         vessel_radius_mm: float, min_lesion_ml: float, regrow_steps: int = 2,
-                         dense_headroom_hu: float = 25.0) -> Any:
-    """Coarse bool mask of where lesions are (the bins are decided later at full resolution)."""
+                         vessel_radius_mm: float, min_lesion_ml: float, regrow_mm: float = 3.0,
+                         dense_headroom_hu: float = 25.0,
+                         vessel_sigmas_mm: tuple[float, ...] = (1.5, 3.0),
+                         vessel_threshold: float = 0.15, vessel_c: float = 100.0,
+                         vessel_min_hu: float = -500.0, thick_mm: float = 4.5,
+                         guard_mm: float = 3.0, hilum: Any | None = None,
+                         hilar_sigmas_mm: tuple[float, ...] = (4.5, 7.0)) -> tuple[Any, Any]:
+    """Coarse bool masks (lesion region, bronchovascular structures).
+
+    The lesion region is where lesions are (the bins are decided later at full resolution);
+    the second mask is what the tubularity took for vessels and bronchial walls: lung, never
+    lesion. Growth back from the opened cores is bounded in mm along each axis (at 5 mm slices
+    it stays in-plane), and never enters a vessel, so a vessel touching a lesion does not pull
+    a halo of partial-volume voxels into it along its course.
+
+    ``hilum`` (coarse bool, or None) is where the pulmonary arteries and veins enter the lung:
+    there the tubularity is also taken at the hilar vessels' own scales (``hilar_sigmas_mm``),
+    and what it finds is vessel however thick it is. Elsewhere the largest scales would take
+    the edges of big lesions for tubes.
+    """
     box = bbox(xp, lung, (2, 2, 2))
     out = xp.zeros_like(lung)
+    vessels_out = xp.zeros_like(lung)
     if box is None:
-        return out
+        return out, vessels_out
     lung, c, airway_excl = lung[box], c[box], airway_excl[box]
     # Candidates with headroom above 50 HU so noise does not punch holes into consolidation (the
     # full-resolution step applies the exact bins). Where the coarse grid is the data's own
-    # (no block averaging), a light smoothing stands in for the averaging.
+    # (no block averaging), a light in-plane smoothing stands in for the averaging.
     if int(np.prod(grid.factors)) >= 4:
         cs = c
     else:
@@ -40,8 +59,32 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
     cand = lung & (cs >= GGO_RANGE_HU[0]) & (cs < CONSOLIDATION_RANGE_HU[1] + dense_headroom_hu)
     cand &= ~airway_excl
     del cs
-    region = opening(ndi, cand, grid.box(vessel_radius_mm))
-    region &= cand
+    # bright tubes among the candidates (and their partial-volume rim, one voxel in-plane)
+    img = xp.clip(c, -1000.0, 100.0).astype(xp.float32)
+    tube = tubularity(xp, ndi, img, cand & (c >= vessel_min_hu), grid.spacing_zyx,
+                      vessel_sigmas_mm, c=vessel_c)
+    del img
+    vessel = tube >= vessel_threshold
+    del tube
+    hilar = xp.zeros_like(cand)
+    if hilum is not None:
+        hilar = _hilar_vessels(xp, ndi, c, cand & hilum[box], grid, hilar_sigmas_mm,
+                               vessel_threshold, vessel_c)
+        hilar = dilate(ndi, hilar, (1, 3, 3)) & cand
+    vessel = dilate(ndi, vessel, (1, 3, 3)) & cand
+    # the inside and the rim of anything wider in-plane than the largest vessel scale is never
+    # vessel: a lesion's curved edge reads as a tube at the small scales, and a vessel running
+    # into a consolidation is part of it there
+    # (wide in-plane, or thick in 3-D and then its caps within ``guard_mm`` too)
+    wide = opening(ndi, cand, grid.box(thick_mm, in_plane_only=True))
+    guard = dilate(ndi, wide, (1, 5, 5))
+    del wide
+    guard |= dilate(ndi, opening(ndi, cand, grid.box(thick_mm)), grid.box(guard_mm))
+    vessel &= ~(guard & cand) | hilar
+    del guard
+    free = cand & ~vessel
+    region = opening(ndi, free, grid.box(vessel_radius_mm))
+    region &= free
     lab, n = ndi.label(region, structure=STRUCT_3D)
     if n:
         sizes = xp.bincount(lab.ravel(), minlength=n + 1)
@@ -50,11 +93,14 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
         region = keep[lab]
     del lab
     # give back what the box opening shaved off real lesions (edges, wedges against the pleura)
-    # by a short geodesic dilation inside the candidates, then one voxel for the full-res edge
-    for _ in range(regrow_steps):
-        region = dilate(ndi, region, (3, 3, 3)) & cand
-    out[box] = dilate(ndi, region, (3, 3, 3)) & lung
-    return out
+    # by a geodesic dilation inside the non-vessel candidates, at most ``regrow_mm`` per axis
+    steps = [grid.voxels(regrow_mm, ax) for ax in range(3)]
+    for k in range(max(steps)):
+        size = tuple(3 if steps[ax] > k else 1 for ax in range(3))
+        region = dilate(ndi, region, size) & free  # type: ignore[arg-type]
+    out[box] = region
+    vessels_out[box] = vessel
+    return out, vessels_out
 
 
 def label_full(xp: Any, lung_full: Any, region_full: Any, den: Any, raw: Any,
@@ -77,3 +123,35 @@ def label_full(xp: Any, lung_full: Any, region_full: Any, den: Any, raw: Any,
     labels[cons] = 3
     return labels
 
+
+
+def _hilar_vessels(xp: Any, ndi: Any, c: Any, where: Any, grid: Grid,
+                   sigmas_mm: tuple[float, ...], threshold: float, contrast: float) -> Any:
+    """Large bright tubes (hilar arteries and veins) among the hilum's candidates."""
+    sub = bbox(xp, where, (4, 8, 8))
+    out = xp.zeros_like(where)
+    if sub is None:
+        return out
+    img = xp.clip(c[sub], -1000.0, 100.0).astype(xp.float32)
+    tube = tubularity(xp, ndi, img, where[sub] & (c[sub] >= -300.0), grid.spacing_zyx,
+                      sigmas_mm, c=contrast)
+    out[sub] = tube >= threshold
+    return out
+
+
+def hilum_zone(xp: Any, ndi: Any, airway_lumen: Any, lung: Any, grid: Grid, superior_high: bool,
+               carina_z: int | None, radius_mm: float) -> Any | None:
+    """Lung near the main and lobar bronchi below the carina: where the hila are.
+
+    None where no airway was found below the carina (no trachea, or a scan that stops above
+    it): the hilar rule is then not applied.
+    """
+    below = airway_lumen.copy()
+    if carina_z is not None:
+        if superior_high:
+            below[carina_z + 1:] = False
+        else:
+            below[:carina_z] = False
+    if not bool(below.any()):
+        return None
+    return dilate(ndi, below, grid.box(radius_mm)) & lung

@@ -24,7 +24,7 @@ from ..progress import ProgressFn, no_progress
 from ..volume import CTVolume
 from ._airway import airway_exclusion, body_and_internal_air, grow_airway
 from ._grid import bbox, choose_grid, dilate, downsample, erode, full_slices, upsample
-from ._lesion import label_full, lesion_region_coarse
+from ._lesion import hilum_zone, label_full, lesion_region_coarse
 from ._lung import complete_lungs, lung_components, midline_without_trachea
 from .base import SegmentationResult, StageTimer
 
@@ -103,10 +103,24 @@ class ClassicalParameters:
     #: Lesion region: opening radius removing vessels / walls; smallest lesion kept (mL).
     vessel_radius_mm: float = 3.0
     min_lesion_ml: float = 0.1
+    #: Geodesic regrowth of the opened lesion cores, in mm per axis (none across 5 mm slices).
+    regrow_mm: float = 1.5
+    #: Bronchovascular structures (``_vessels``): Frangi tubularity at these scales (mm), a
+    #: voxel at or above ``vessel_threshold`` whose coarse HU is at least ``vessel_min_hu`` is
+    #: vessel (with its one-voxel rim): lung, never lesion.
+    vessel_sigmas_mm: tuple[float, ...] = (1.5, 3.0)
+    vessel_threshold: float = 0.15
+    vessel_contrast_hu: float = 100.0
+    vessel_min_hu: float = -500.0
+    #: The hila: lung within this distance (mm) of the main and lobar bronchi below the carina;
+    #: there the tubularity also runs at the hilar vessels' scales (mm).
+    hilum_radius_mm: float = 30.0
+    hilar_sigmas_mm: tuple[float, ...] = (4.5, 7.0)
     #: Light in-plane denoising (binomial 1-2-1 in x and y) before voxel-wise HU labelling.
     denoise_inplane: bool = True
-    #: A lesion voxel's raw HU may lie at most this far below -750 (no halo around lesions).
-    raw_margin_hu: float = 50.0
+    #: A lesion voxel's raw HU may lie at most this far below -750 (0: the acquired voxel's own
+    #: HU decides the lesion boundary, as the protocol's bins say; no halo around lesions).
+    raw_margin_hu: float = 0.0
     #: Where denoised and raw HU differ by more than this, the voxel is on an edge: raw decides.
     edge_hu: float = 150.0
 
@@ -192,11 +206,17 @@ class ClassicalSegmenter:
                 warnings.append(
                     f"only one lung found (the other side holds {lo:.0f} mL of air-like lung)")
         with timer.stage("lesions", 0.6):
-            region_c = lesion_region_coarse(
+            region_c, vessels_c = lesion_region_coarse(
                 xp, ndi, c, lung_c, airway_excl, grid, vessel_radius_mm=p.vessel_radius_mm,
-                min_lesion_ml=p.min_lesion_ml)
+                min_lesion_ml=p.min_lesion_ml, regrow_mm=p.regrow_mm,
+                vessel_sigmas_mm=p.vessel_sigmas_mm, vessel_threshold=p.vessel_threshold,
+                vessel_c=p.vessel_contrast_hu, vessel_min_hu=p.vessel_min_hu,
+                hilum=hilum_zone(xp, ndi, airway_lumen, lung_c, grid, superior_high,
+                                 None if aw is None else aw.carina_z, p.hilum_radius_mm),
+                hilar_sigmas_mm=p.hilar_sigmas_mm)
         with timer.stage("refine", 0.7):
-            labels = self._refine(xp, ndi, hu, grid, lung_c, lung_air, region_c, airway_excl)
+            labels = self._refine(xp, ndi, hu, grid, lung_c, lung_air, region_c, vessels_c,
+                                  airway_excl)
         with timer.stage("extras", 0.9):
             trachea = upsample(xp, airway_lumen, grid) & (hu < -500) & (hu >= PADDING_BELOW_HU)
             body = upsample(xp, ba.body, grid) & (hu >= PADDING_BELOW_HU)
@@ -233,7 +253,7 @@ class ClassicalSegmenter:
                                   extras=extras, warnings=warnings)
 
     def _refine(self, xp: Any, ndi: Any, hu: Any, grid: Any, lung_c: Any, lung_air: Any,
-                region_c: Any, airway_excl: Any) -> Any:
+                region_c: Any, vessels_c: Any, airway_excl: Any) -> Any:
         """Full-resolution labels: the coarse boundary re-decided by threshold, HU bins inside."""
         p = self.parameters
         labels = xp.zeros(grid.full_shape, dtype=xp.uint8)
@@ -260,6 +280,10 @@ class ClassicalSegmenter:
         lung_full = core | (up(dil_c & ~airway_excl) & (den < p.aerated_below_hu))
         lung_full |= up(lung_c) & dense_added
         lung_full &= valid
-        labels[fbox] = label_full(xp, lung_full, up(region_c), den, h, p.raw_margin_hu,
+        # one coarse voxel more, for the full-resolution edge: in-plane, and along z only where
+        # a coarse voxel spans several slices (never a whole thick slice beyond the lesion)
+        edge = (3 if grid.factors[0] > 1 else 1, 3, 3)
+        region = dilate(ndi, region_c, edge) & lung_c & ~vessels_c
+        labels[fbox] = label_full(xp, lung_full, up(region), den, h, p.raw_margin_hu,
                                   p.edge_hu)
         return labels

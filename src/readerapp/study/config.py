@@ -29,13 +29,28 @@ import dataclasses
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .errors import StudyConfigError
 
-READING_MODES = ("per_scan", "longitudinal")
-COMBINE_RULES = ("mean",)
+
+class ReadingMode(StrEnum):
+    """Each scan alone (visit hidden), or a subject's scans together (visit shown)."""
+
+    PER_SCAN = "per_scan"
+    LONGITUDINAL = "longitudinal"
+
+
+class CombineRule(StrEnum):
+    """How two concordant reads make the final value."""
+
+    MEAN = "mean"
+
+
+READING_MODES = tuple(m.value for m in ReadingMode)
+COMBINE_RULES = tuple(c.value for c in CombineRule)
 
 DEFAULT_SIGNATURE_MEANING = (
     "I confirm that this read is my own independent assessment of this scan and I approve it."
@@ -65,8 +80,8 @@ class StudyConfig:
     name: str
     visits: tuple[str, ...] = ("baseline", "day10", "day28", "day90")
     fibrosis_visits: tuple[str, ...] = ("day90",)
-    reading_mode: str = "per_scan"
-    combine: str = "mean"
+    reading_mode: ReadingMode = ReadingMode.PER_SCAN
+    combine: CombineRule = CombineRule.MEAN
     discordance: Discordance = field(default_factory=Discordance)
     security: Security = field(default_factory=Security)
     signature_meaning: str = DEFAULT_SIGNATURE_MEANING
@@ -79,7 +94,7 @@ class StudyConfig:
 
     @property
     def longitudinal(self) -> bool:
-        return self.reading_mode == "longitudinal"
+        return self.reading_mode == ReadingMode.LONGITUDINAL
 
     def needs_fibrosis(self, visit: str) -> bool:
         return visit in self.fibrosis_visits
@@ -134,8 +149,8 @@ class StudyConfig:
             name=name.strip(),
             visits=visits,
             fibrosis_visits=fib,
-            reading_mode=mode,
-            combine=combine,
+            reading_mode=ReadingMode(mode),
+            combine=CombineRule(combine),
             discordance=disc,
             security=sec,
             **texts,

@@ -3,8 +3,9 @@
 Only here are reads joined to subject, visit and arm. The CSV holds one row per subject and visit:
 the final values (the mean of two concordant reads, or the adjudicated read), each reader's values,
 whether the scan was adjudicated, and for every visit after baseline the change from baseline of
-every endpoint (percentages change in percentage points), and the program's version in a last
-column ``software_version``. Numbers are written with six decimals,
+every endpoint (percentages change in percentage points), ``null_reasons`` (why a value behind
+the row is empty, for example a percentage of a zero lung volume), and the program's version in a
+last column ``software_version``. Numbers are written with six decimals,
 so a value recomputed from the label maps matches to the last printed digit. Per final read, a
 DICOM SEG and a TID 1500 SR go to ``dicom/SUBJECT/VISIT/``. Every export is in the audit trail.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from .auth import Actor, Role, require
 from .errors import ImportDataError, StudyError
 from .models import Adjudication, Case, CaseLink, Randomization, Read, User, snapshot
 from .reading import ReadingMixin, _latest_signed_by_case, final_read_rows
+from .status import CaseStatus
 
 ENDPOINTS_CSV = "endpoints.csv"
 
@@ -42,9 +45,14 @@ class ExportResult:
 
 
 def fmt(v: Any) -> str:
-    """CSV cell: empty for missing, 0/1 for yes/no, integers as such, floats with 6 decimals."""
+    """CSV cell: empty for missing, 0/1 for yes/no, integers as such, floats with 6 decimals.
+
+    A float that is not finite is refused: the endpoints never hold one (null with a reason
+    instead), so meeting one here is a bug to report, not a cell to write."""
     if v is None:
         return ""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"refusing to export a non-finite number ({v!r})")
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, int):
@@ -158,8 +166,9 @@ class ExportMixin(ReadingMixin):
                 row: dict[str, Any] = {
                     "subject": link.subject, "arm": arms.get(link.subject, ""), "visit": link.visit,
                     "case_code": case.code, "acquisition_date": link.acquisition_date,
-                    "status": case.status, "adjudicated": case.status == "adjudicated",
+                    "status": case.status, "adjudicated": case.status == CaseStatus.ADJUDICATED,
                 }
+                why: dict[str, str] = {}
                 for i in range(2):
                     r = reads[i] if i < len(reads) else None
                     row[f"reader{i + 1}"] = names.get(r.reader_id, "") if r else ""
@@ -167,19 +176,23 @@ class ExportMixin(ReadingMixin):
                     row[f"reader{i + 1}_version"] = r.version if r else None
                 final: dict[str, Any] = {}
                 final_reads = final_read_rows(s, case, signed, adjs)
-                if case.status == "adjudicated" and adj is not None and final_reads:
+                if case.status == CaseStatus.ADJUDICATED and adj is not None and final_reads:
                     fr = final_reads[0]
                     final = read_values(fr, case.needs_fibrosis)
                     row["final_source"] = f"adjudication of read {adj.chosen_read_id}" if adj.chosen_read_id \
                         else f"adjudicator's corrected read {fr.id}"
                     row["adjudicator"] = names.get(adj.adjudicator_id, "")
                     row["final_read_id"] = fr.id
-                elif case.status == "concordant":
+                elif case.status == CaseStatus.CONCORDANT:
                     keys = set(vals[0]) | set(vals[1])
                     final = {k: rules.combine([v.get(k) for v in vals], cfg.combine) for k in keys}
                     row["final_source"] = f"{cfg.combine} of reads {reads[0].id} and {reads[1].id}"
                 else:
                     row["final_source"] = "no final value yet (" + case.status + ")"
+                for r in [*reads, *final_reads]:
+                    for k, reason in rules.null_reasons(json.loads(r.endpoints_json)).items():
+                        why.setdefault(k, reason)
+                row["null_reasons"] = "; ".join(f"{k}: {reason}" for k, reason in why.items())
                 for k in value_keys():
                     row[k] = final.get(k)
                     for i in range(2):
@@ -206,6 +219,7 @@ class ExportMixin(ReadingMixin):
             columns += [k, f"{k}.reader1", f"{k}.reader2"]
             if k in change_keys():
                 columns.append(f"{k}.change")
+        columns.append("null_reasons")  # why an endpoint cell is empty: never a silent blank
         columns.append("software_version")  # every output carries the program's version
         for row in rows:
             row["software_version"] = __version__

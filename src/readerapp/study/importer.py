@@ -25,6 +25,7 @@ from .deid import UidMapper, deidentify, sha256_bytes
 from .errors import ImportDataError
 from .models import Case, CaseLink, Study
 from .reading import ReadingMixin
+from .status import CaseStatus
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed safely
 
@@ -166,7 +167,7 @@ class ImportMixin(ReadingMixin):
                         series_uid=series_uid,
                         study_uid=study_uid,
                         needs_fibrosis=cfg.needs_fibrosis(e.visit),
-                        status="reading",
+                        status=CaseStatus.READING,
                         created_at=audit.utc_now(),
                     )
                     s.add(case)

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from .status import CaseStatus, ReadKind
+
 
 class Base(DeclarativeBase):
     pass
@@ -67,8 +69,8 @@ class Case(Base):
     series_uid: Mapped[str] = mapped_column(String(64))
     study_uid: Mapped[str] = mapped_column(String(64))
     needs_fibrosis: Mapped[bool] = mapped_column(Boolean)
-    #: reading, concordant, discordant, adjudicated
-    status: Mapped[str] = mapped_column(String(20), default="reading")
+    #: a :class:`~readerapp.study.status.CaseStatus` value
+    status: Mapped[str] = mapped_column(String(20), default=CaseStatus.READING.value)
     created_at: Mapped[str] = mapped_column(String(40))
 
 
@@ -93,10 +95,11 @@ class Read(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    #: "read" (an independent reader) or "adjudication" (a corrected final read)
-    kind: Mapped[str] = mapped_column(String(20), default="read")
+    #: a :class:`~readerapp.study.status.ReadKind` value: an independent reader's read, or an
+    #: adjudicator's corrected final read
+    kind: Mapped[str] = mapped_column(String(20), default=ReadKind.READ.value)
     version: Mapped[int] = mapped_column(Integer)
-    #: draft or signed
+    #: a :class:`~readerapp.study.status.ReadStatus` value (draft or signed)
     status: Mapped[str] = mapped_column(String(20))
     folder: Mapped[str] = mapped_column(String(300))
     labels_sha256: Mapped[str] = mapped_column(String(64))

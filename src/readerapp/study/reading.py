@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..endpoints import SegmentationSource
 from ..errors import ReaderAppError
 from ..fileio import sha256_file
 from . import audit, rules
@@ -31,6 +32,7 @@ from .auth import Actor, Role, require
 from .base import ServiceBase
 from .errors import ImportDataError, StudyError, StudyPermissionError, StudyStateError
 from .models import Adjudication, Case, Read, snapshot
+from .status import ADJUDICATION_STATUSES, AdjudicationState, CaseStatus, ReadKind, ReadStatus
 
 if TYPE_CHECKING:
     from ..volume import CTVolume
@@ -49,9 +51,9 @@ class ReadInfo:
 
     id: int
     case_code: str
-    kind: str
+    kind: ReadKind
     version: int
-    status: str
+    status: ReadStatus
     created_at: str
     signed_at: str | None
     reason: str | None
@@ -80,7 +82,7 @@ class AdjudicationView:
 @dataclass(frozen=True)
 class AdjudicationEntry:
     code: str
-    status: str  # pending or adjudicated
+    status: AdjudicationState
     reasons: tuple[str, ...]
 
 
@@ -93,7 +95,7 @@ def _latest_signed(s: Session, case_id: int) -> list[Read]:
 def _latest_signed_by_case(s: Session, case_ids: Collection[int] | None = None) -> dict[int, list[Read]]:
     """:func:`_latest_signed` for many cases (all if ``case_ids`` is None) in one query, so
     worklists and exports do not query once per case."""
-    q = select(Read).where(Read.kind == "read").order_by(Read.id)
+    q = select(Read).where(Read.kind == ReadKind.READ).order_by(Read.id)
     if case_ids is not None:
         q = q.where(Read.case_id.in_(list(case_ids)))
     first: dict[tuple[int, int], int] = {}
@@ -101,7 +103,7 @@ def _latest_signed_by_case(s: Session, case_ids: Collection[int] | None = None) 
     for r in s.scalars(q):
         first.setdefault((r.case_id, r.reader_id), r.id)
         mine = best.setdefault(r.case_id, {})
-        if r.status == "signed" and (r.reader_id not in mine or r.version > mine[r.reader_id].version):
+        if r.status == ReadStatus.SIGNED and (r.reader_id not in mine or r.version > mine[r.reader_id].version):
             mine[r.reader_id] = r
     return {
         cid: sorted(by_reader.values(), key=lambda r: first[(r.case_id, r.reader_id)])
@@ -124,12 +126,12 @@ def final_read_rows(
     reads; none while the case is being read or waits for adjudication. ``signed`` and
     ``adjudications`` (by case id), when given, are what a caller listing many cases loaded at
     once, so it does not query per case."""
-    if case.status == "adjudicated":
+    if case.status == CaseStatus.ADJUDICATED:
         adj = (adjudications.get(case.id) if adjudications is not None
                else s.scalar(select(Adjudication).where(Adjudication.case_id == case.id)))
         row = s.get(Read, adj.final_read_id) if adj is not None else None
         return [row] if row is not None else []
-    if case.status == "concordant":
+    if case.status == CaseStatus.CONCORDANT:
         reads = signed.get(case.id, []) if signed is not None else _latest_signed(s, case.id)
         return reads[:2]
     return []
@@ -169,7 +171,7 @@ class ReadingMixin(ServiceBase):
 
     def _visible_case(self, s: Session, actor: Actor, code: str) -> Case:
         case = self._case(s, code)
-        if actor.role is Role.ADJUDICATOR and case.status not in ("discordant", "adjudicated"):
+        if actor.role is Role.ADJUDICATOR and case.status not in ADJUDICATION_STATUSES:
             raise StudyPermissionError(f"case {code} is not waiting for adjudication")
         return case
 
@@ -190,15 +192,16 @@ class ReadingMixin(ServiceBase):
         case = s.get(Case, r.case_id)
         folder = self.storage / r.folder
         return ReadInfo(
-            id=r.id, case_code=case.code if case else "", kind=r.kind, version=r.version,
-            status=r.status, created_at=r.created_at, signed_at=r.signed_at, reason=r.reason,
+            id=r.id, case_code=case.code if case else "", kind=ReadKind(r.kind), version=r.version,
+            status=ReadStatus(r.status), created_at=r.created_at, signed_at=r.signed_at, reason=r.reason,
             supersedes_id=r.supersedes_id, based_on_read_id=r.based_on_read_id, folder=folder,
             labels_path=folder / "labels.nii.gz", labels_sha256=r.labels_sha256,
             form=json.loads(r.form_json), endpoints=json.loads(r.endpoints_json),
         )
 
     def _write_read_folder(self, case: Case, labels: LabelsArg, form: Any,
-                           source: str, extra: dict[str, Any]) -> tuple[str, str, dict, dict]:
+                           source: SegmentationSource | str,
+                           extra: dict[str, Any]) -> tuple[str, str, dict, dict]:
         """Measure and save a read folder; returns (relative folder, labels sha, form, endpoints)."""
         from ..analysis import measure
         from ..forms import ReadForm
@@ -225,7 +228,7 @@ class ReadingMixin(ServiceBase):
         labels: LabelsArg,
         form: Any = None,
         *,
-        source: str = "corrected",
+        source: SegmentationSource | str = SegmentationSource.CORRECTED,
         reason: str | None = None,
     ) -> ReadInfo:
         """Save (or replace) the reader's draft; after signing, a new version (reason needed)."""
@@ -233,27 +236,27 @@ class ReadingMixin(ServiceBase):
         with self.db.transaction() as s:
             case = self._case(s, code)
             mine = list(s.scalars(select(Read).where(
-                Read.case_id == case.id, Read.reader_id == actor.user_id, Read.kind == "read")))
+                Read.case_id == case.id, Read.reader_id == actor.user_id, Read.kind == ReadKind.READ)))
             others = {r.reader_id for r in s.scalars(select(Read).where(
-                Read.case_id == case.id, Read.kind == "read", Read.reader_id != actor.user_id))}
+                Read.case_id == case.id, Read.kind == ReadKind.READ, Read.reader_id != actor.user_id))}
             if not mine and len(others) >= 2:
                 raise StudyStateError(f"case {code} already has its two readers")
             latest = max(mine, key=lambda r: r.version) if mine else None
-            if latest is not None and latest.status == "signed" and not (reason or "").strip():
+            if latest is not None and latest.status == ReadStatus.SIGNED and not (reason or "").strip():
                 raise StudyStateError(
                     f"your read of case {code} is signed (version {latest.version}); a change makes "
                     "version {} and needs a reason".format(latest.version + 1)
                 )
-        version = 1 if latest is None else (latest.version if latest.status == "draft" else latest.version + 1)
+        version = 1 if latest is None else (latest.version if latest.status == ReadStatus.DRAFT else latest.version + 1)
         rel, sha, form_d, endpoints = self._write_read_folder(
             case, labels, form, source, {"case": code, "version": version})
         old_folder = None
         try:
             with self.db.transaction() as s:
-                if latest is not None and latest.status == "draft":
+                if latest is not None and latest.status == ReadStatus.DRAFT:
                     row = s.get(Read, latest.id)
                     assert row is not None
-                    if row.status != "draft":
+                    if row.status != ReadStatus.DRAFT:
                         raise StudyStateError(f"read {row.id} was signed meanwhile; save again with a reason")
                     old = snapshot(row)
                     old_folder = row.folder
@@ -264,8 +267,8 @@ class ReadingMixin(ServiceBase):
                     self._audit_row(s, actor, "read.update", row, old=old, reason=reason or "")
                 else:
                     row = Read(
-                        case_id=case.id, reader_id=actor.user_id, kind="read", version=version,
-                        status="draft", folder=rel, labels_sha256=sha,
+                        case_id=case.id, reader_id=actor.user_id, kind=ReadKind.READ, version=version,
+                        status=ReadStatus.DRAFT, folder=rel, labels_sha256=sha,
                         form_json=audit.canonical(form_d), endpoints_json=audit.canonical(endpoints),
                         created_at=audit.utc_now(), reason=reason or None,
                         supersedes_id=None if latest is None else latest.id,
@@ -289,9 +292,9 @@ class ReadingMixin(ServiceBase):
 
         with self.db.transaction() as s:
             row = s.get(Read, read_id)
-            if row is None or row.reader_id != actor.user_id or row.kind != "read":
+            if row is None or row.reader_id != actor.user_id or row.kind != ReadKind.READ:
                 raise StudyPermissionError(f"read {read_id} is not one of your reads")
-            if row.status != "draft":
+            if row.status != ReadStatus.DRAFT:
                 raise StudyStateError(f"read {read_id} is already signed; change it as a new version with a reason")
             # Lock the case row (PostgreSQL; SQLite serialises anyway) so two readers signing the
             # same case at once evaluate concordance one after the other, each seeing the other.
@@ -305,7 +308,7 @@ class ReadingMixin(ServiceBase):
                 )
             self._check_labels(row)
             old = snapshot(row)
-            row.status = "signed"
+            row.status = ReadStatus.SIGNED
             row.signed_at = audit.utc_now()
             row.signature_meaning = self.config.signature_meaning
             self._audit_row(s, actor, "read.sign", row, old=old, reason=row.signature_meaning)
@@ -313,7 +316,8 @@ class ReadingMixin(ServiceBase):
             return self._info(s, row)
 
     def submit_read(self, actor: Actor, code: str, labels: LabelsArg, form: Any,
-                    password: str, *, reason: str | None = None, source: str = "corrected") -> ReadInfo:
+                    password: str, *, reason: str | None = None,
+                    source: SegmentationSource | str = SegmentationSource.CORRECTED) -> ReadInfo:
         """Save and sign in one step (reads made elsewhere, ``readerapp read submit``)."""
         info = self.save_read(actor, code, labels, form, source=source, reason=reason)
         return self.sign_read(actor, info.id, password)
@@ -336,7 +340,7 @@ class ReadingMixin(ServiceBase):
             if actor.role is Role.ADJUDICATOR:
                 case = s.get(Case, row.case_id)
                 readers = {r.reader_id for r in _latest_signed(s, row.case_id)}
-                if case is None or case.status not in ("discordant", "adjudicated") or actor.user_id in readers:
+                if case is None or case.status not in ADJUDICATION_STATUSES or actor.user_id in readers:
                     raise StudyPermissionError(f"read {read_id} is not waiting for your adjudication")
             return self._info(s, row)
 
@@ -350,15 +354,15 @@ class ReadingMixin(ServiceBase):
             return [self._info(s, r) for r in rows]
 
     def _evaluate_case(self, s: Session, actor: Actor, case: Case) -> None:
-        if case.status == "adjudicated":
+        if case.status == CaseStatus.ADJUDICATED:
             return
         reads = _latest_signed(s, case.id)
-        status, why = "reading", ""
+        status, why = CaseStatus.READING, ""
         if len(reads) >= 2:
             a, b = reads[:2]
             c = rules.compare(self.config, json.loads(a.endpoints_json), json.loads(a.form_json),
                               json.loads(b.endpoints_json), json.loads(b.form_json), case.needs_fibrosis)
-            status = "discordant" if c.discordant else "concordant"
+            status = CaseStatus.DISCORDANT if c.discordant else CaseStatus.CONCORDANT
             why = "; ".join(c.reasons) or "within the study's thresholds"
         if status != case.status:
             old = snapshot(case)
@@ -370,7 +374,7 @@ class ReadingMixin(ServiceBase):
         require(actor, Role.ADJUDICATOR, action="the adjudication worklist")
         out = []
         with self.db.transaction() as s:
-            cases = list(s.scalars(select(Case).where(Case.status.in_(("discordant", "adjudicated")))
+            cases = list(s.scalars(select(Case).where(Case.status.in_(ADJUDICATION_STATUSES))
                                    .order_by(Case.code)))
             signed = _latest_signed_by_case(s, [c.id for c in cases])
             for case in cases:
@@ -380,7 +384,8 @@ class ReadingMixin(ServiceBase):
                 c = rules.compare(self.config, json.loads(reads[0].endpoints_json), json.loads(reads[0].form_json),
                                   json.loads(reads[1].endpoints_json), json.loads(reads[1].form_json),
                                   case.needs_fibrosis)
-                out.append(AdjudicationEntry(case.code, "pending" if case.status == "discordant" else "adjudicated",
+                out.append(AdjudicationEntry(case.code, AdjudicationState.PENDING if case.status == CaseStatus.DISCORDANT
+                                             else AdjudicationState.ADJUDICATED,
                                              c.reasons))
         return out
 
@@ -434,19 +439,19 @@ class ReadingMixin(ServiceBase):
                 case = self._case(s, code)
             new_rel, sha, form_d, endpoints = self._write_read_folder(
                 case, labels if labels is not None else base.labels_path,
-                form if form is not None else base.form, "corrected",
+                form if form is not None else base.form, SegmentationSource.CORRECTED,
                 {"case": code, "adjudication_of": sorted(pair)})
         meaning = self.config.adjudication_meaning
         try:
             with self.db.transaction() as s:
                 case = self._case(s, code)
                 s.refresh(case, with_for_update=True)
-                if case.status != "discordant":
+                if case.status != CaseStatus.DISCORDANT:
                     raise StudyStateError(f"case {code} is {case.status}, not waiting for adjudication")
                 final_id = choose
                 if new_rel is not None:
-                    row = Read(case_id=case.id, reader_id=actor.user_id, kind="adjudication", version=1,
-                               status="signed", folder=new_rel, labels_sha256=sha,
+                    row = Read(case_id=case.id, reader_id=actor.user_id, kind=ReadKind.ADJUDICATION, version=1,
+                               status=ReadStatus.SIGNED, folder=new_rel, labels_sha256=sha,
                                form_json=audit.canonical(form_d), endpoints_json=audit.canonical(endpoints),
                                created_at=audit.utc_now(), signed_at=audit.utc_now(),
                                signature_meaning=meaning, reason=reason, based_on_read_id=based_on)
@@ -459,7 +464,7 @@ class ReadingMixin(ServiceBase):
                 s.add(adj)
                 self._audit_row(s, actor, "adjudication.sign", adj, reason=reason)
                 old = snapshot(case)
-                case.status = "adjudicated"
+                case.status = CaseStatus.ADJUDICATED
                 self._audit_row(s, actor, "case.status", case, old=old, reason=reason)
                 final = s.get(Read, final_id)
                 assert final is not None

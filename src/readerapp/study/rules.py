@@ -10,35 +10,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..labels import BIN_NAMES
-from .config import StudyConfig
+from .. import endpoints as catalogue
+from ..forms import FEATURE_KEYS as FORM_FEATURE_KEYS
+from .config import CombineRule, StudyConfig
 
-SCALAR_ENDPOINTS = (
-    "lung_volume_ml", "lesion_volume_ml", "lesion_pct", "ggo_volume_ml", "ggo_pct",
-    "consolidation_volume_ml", "consolidation_pct", "lesion_weight_hu_voxel",
-    "lesion_weight_hu_ml", "lesion_mass_g", "mean_lung_hu",
-)
-HISTOGRAM_FIELDS = ("volume_ml", "pct")
-FEATURE_KEYS = ("cord_like", "honeycombing", "septal_thickening", "intralobular_thickening",
-                "pleural_thickening")
+#: The scalar endpoints and the histogram's per-bin fields, from the one catalogue.
+SCALAR_ENDPOINTS = catalogue.SCALAR_KEYS
+HISTOGRAM_FIELDS = catalogue.HISTOGRAM_FIELDS
+#: The fibrosis features, from the form's one list (readerapp.forms).
+FEATURE_KEYS = FORM_FEATURE_KEYS
 
 
 def endpoint_keys() -> list[str]:
     """Every numeric endpoint exported per scan, in PROTOCOL.md's order."""
-    keys = list(SCALAR_ENDPOINTS)
-    keys += [f"density_histogram.{b}.{f}" for b in BIN_NAMES for f in HISTOGRAM_FIELDS]
-    return keys
+    return catalogue.flat_keys()
 
 
 def flatten_endpoints(endpoints: dict[str, Any]) -> dict[str, float | None]:
     """PROTOCOL.md's endpoint dict (``Endpoints.to_dict()``) as ``{key: number}``."""
     out: dict[str, float | None] = {k: endpoints.get(k) for k in SCALAR_ENDPOINTS}
     hist = endpoints.get("density_histogram") or []
-    for i, name in enumerate(BIN_NAMES):
+    for i, spec in enumerate(catalogue.BINS):
         b = hist[i] if i < len(hist) else {}
         for f in HISTOGRAM_FIELDS:
-            out[f"density_histogram.{name}.{f}"] = b.get(f)
+            out[f"density_histogram.{spec.name}.{f}"] = b.get(f)
     return out
+
+
+def null_reasons(endpoints: dict[str, Any]) -> dict[str, str]:
+    """Why values of a stored endpoint dict are null (flat keys), as the densitometry said.
+
+    Endpoint dicts stored before the reasons existed carry none; a null there gets a generic
+    reason, so no exported null is left unexplained."""
+    reasons = dict(endpoints.get(catalogue.NULL_REASONS_KEY) or {})
+    for k, v in flatten_endpoints(endpoints).items():
+        if v is None and k not in reasons:
+            reasons[k] = "no value in the stored read"
+    return {k: reasons[k] for k in catalogue.flat_keys() if k in reasons}
 
 
 def form_summary(form: dict[str, Any] | None) -> dict[str, Any]:
@@ -71,6 +79,8 @@ def compare(
     limit = config.discordance.lesion_pct_points
     if a is not None and b is not None and abs(a - b) > limit:
         reasons.append(f"lesion_pct differs by {abs(a - b):.2f} points (limit {limit:g})")
+    elif (a is None) != (b is None):
+        reasons.append("lesion_pct is undefined (zero lung volume) in one read only")
     if needs_fibrosis and config.discordance.fibrosis_any_feature:
         fa = form_summary(form_a)["fibrosis"] or {}
         fb = form_summary(form_b)["fibrosis"] or {}
@@ -80,11 +90,11 @@ def compare(
     return Concordance(bool(reasons), tuple(reasons))
 
 
-def combine(values: list[float | None], rule: str = "mean") -> float | None:
+def combine(values: list[float | None], rule: CombineRule | str = CombineRule.MEAN) -> float | None:
     """Final value of concordant reads (the study's ``combine`` setting)."""
     if any(v is None for v in values) or not values:
         return None
-    if rule == "mean":
+    if rule == CombineRule.MEAN:
         return sum(values) / len(values)  # type: ignore[arg-type]
     raise ValueError(f"unknown combination rule {rule!r}")
 

@@ -42,6 +42,7 @@ from .export import ExportMixin
 from .importer import ImportMixin
 from .models import AuditLog, AuthState, Case, CaseLink, Read, Study, User, snapshot
 from .originals import OriginalsMixin
+from .status import ReadKind, ReadStatus, WorklistStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class WorklistEntry:
 
     position: int
     code: str
-    status: str  # new, in progress, signed
+    status: WorklistStatus
     needs_fibrosis: bool
     read_id: int | None
     version: int | None
@@ -219,7 +220,7 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
             assert me is not None
             cases = list(s.scalars(select(Case)))
             mine: dict[int, Read] = {}
-            for r in s.scalars(select(Read).where(Read.reader_id == actor.user_id, Read.kind == "read")):
+            for r in s.scalars(select(Read).where(Read.reader_id == actor.user_id, Read.kind == ReadKind.READ)):
                 if r.case_id not in mine or r.version > mine[r.case_id].version:
                     mine[r.case_id] = r
             visits: dict[int, tuple[str, str]] = {}
@@ -229,7 +230,8 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         out = []
         for i, c in enumerate(order, 1):
             mr = mine.get(c.id)
-            status = "new" if mr is None else ("signed" if mr.status == "signed" else "in progress")
+            status = (WorklistStatus.NEW if mr is None else WorklistStatus.SIGNED if mr.status == ReadStatus.SIGNED
+                      else WorklistStatus.IN_PROGRESS)
             out.append(
                 WorklistEntry(
                     position=i,

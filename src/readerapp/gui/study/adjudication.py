@@ -6,9 +6,18 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ... import endpoints as catalogue
 from ...errors import ReaderAppError
 from ..palette import overlay_rgb  # the main window's label colours: one palette
 from .dialogs import SignatureDialog, table_item
+
+#: Rows shown first, whether they differ or not: the percentages of lung (the discordance rule's
+#: lesion_pct first), then the volumes, from the catalogue; then the severity total.
+ADJUDICATION_FIRST = [
+    *(e.key for e in catalogue.CATALOGUE if e.kind is catalogue.EndpointKind.PERCENT),
+    *(e.key for e in catalogue.CATALOGUE if e.kind is catalogue.EndpointKind.VOLUME),
+    "severity_total",
+]
 
 
 def to_pixmap(rgb: np.ndarray, size: int = 320) -> QtGui.QPixmap:
@@ -93,9 +102,7 @@ class AdjudicationDialog(QtWidgets.QDialog):
 
     def _fill_table(self) -> None:
         diffs = self.view.differences
-        shown = ["lesion_pct", "ggo_pct", "consolidation_pct", "lesion_volume_ml", "lung_volume_ml",
-                 "severity_total"]
-        keys = shown + sorted(k for k in diffs if k not in shown)
+        keys = ADJUDICATION_FIRST + sorted(k for k in diffs if k not in ADJUDICATION_FIRST)
         from ...study.rules import flat_items
 
         a = flat_items(self.view.read_a.endpoints, self.view.read_a.form)
@@ -103,7 +110,8 @@ class AdjudicationDialog(QtWidgets.QDialog):
         self.table.setRowCount(len(keys))
         for i, k in enumerate(keys):
             differ = k in diffs
-            self.table.setItem(i, 0, table_item(k, highlight=differ))
+            label = catalogue.flat_label(k)
+            self.table.setItem(i, 0, table_item(label if label == k else f"{label} — {k}", highlight=differ))
             for j, v in enumerate((a.get(k), b.get(k)), 1):
                 text = f"{v:.2f}" if isinstance(v, float) else ("—" if v is None else str(v))
                 self.table.setItem(i, j, table_item(text, highlight=differ))

@@ -14,9 +14,8 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from ...errors import ReaderAppError
+from ...study.status import ReadStatus
 from .dialogs import LoginDialog, SignatureDialog, ask_text, table_item
-
-STATUS_TEXT = {"new": "new", "in progress": "in progress", "signed": "signed"}
 
 
 class WorklistPanel(QtWidgets.QWidget):
@@ -217,7 +216,7 @@ class StudyWorkstation(QtCore.QObject):
             return None
         try:
             mine = self.service.my_reads(self.actor, self.code)
-            if mine and mine[-1].status == "signed" and not reason:
+            if mine and mine[-1].status == ReadStatus.SIGNED and not reason:
                 if not self.interactive:
                     self._error("This read is signed: a change needs a reason.")
                     return None
