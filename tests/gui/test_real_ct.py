@@ -107,3 +107,22 @@ def test_cancel_loading_leaves_a_usable_window(make_window, chest_ct_dir, qtbot)
     qtbot.waitUntil(lambda: w._thread is None, timeout=60_000)
     assert w.controller.session is None and not w.errors
     assert not w.progress.isVisible()
+
+
+def test_compare_with_another_scan_from_the_file_menu(make_window, open_scan, chest_ct_dir, qtbot,
+                                                      monkeypatch):
+    from PySide6 import QtWidgets
+
+    w = make_window()
+    s = open_scan(w, [str(chest_ct_dir)])
+    answers = iter([str(chest_ct_dir), ""])  # the other visit's folder; no read folder for labels
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: next(answers)))
+    w.compare_dialog()
+    cw = w.compare_window
+    assert cw is not None and cw.isVisible() and not w.errors
+    qtbot.addWidget(cw)
+    w.state.set_cursor((20, 256, 256))
+    assert cw.left.index == 20 and cw.right.index == 20  # the same scan: the same positions
+    assert cw.right.current_labels().shape == s.labels.shape and not cw.right.current_labels().any()
+    cw.close()
