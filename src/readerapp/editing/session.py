@@ -54,6 +54,26 @@ class Prepared:
         self.origin = LabelOrigin(self.origin)  # a plain "auto"/"file" is checked here
 
 
+def _measurements_beside(labels_path: Path) -> list[Any]:
+    """The rulers and ROIs of the read whose label file this is (a study read is opened by its
+    label file), or none: only when the folder's read.json names this file as its labels."""
+    import json
+
+    from ..measurements import FILE_NAME, MeasurementError, from_json_obj
+
+    folder = labels_path.parent
+    try:
+        meta = json.loads((folder / "read.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("labels_file") != labels_path.name:
+            return []
+        if not (folder / FILE_NAME).is_file():
+            return []
+        return from_json_obj(json.loads((folder / FILE_NAME).read_text(encoding="utf-8")))
+    except (OSError, ValueError, MeasurementError) as exc:
+        log.warning("measurements beside %s not read: %s", labels_path.name, exc)
+        return []
+
+
 def _fallback_lungs(volume: CTVolume) -> np.ndarray:
     """Lung by threshold and border-connected air removal: only until the segmenter is installed."""
     from scipy import ndimage as ndi
@@ -119,6 +139,7 @@ def prepare(
             labels, form, measurements = read.labels, read.form, read.measurements
         else:
             labels = read_labelmap(labels_path, volume)
+            measurements = _measurements_beside(labels_path)
         progress(1.0, "label map loaded")
         # The file's name or folder can name the patient: the provenance keeps only its kind.
         kind = "read folder" if labels_path.is_dir() else "label map file"
