@@ -272,3 +272,29 @@ def test_compare_panes_follow_the_radiological_convention(make_window, qtbot):
     assert np.array_equal(cw.right.shown, overlay_rgb(hu[z][::-1, ::-1], np.zeros((64, 64), np.uint8)))
     assert s.volume.direction == (1, 0, 0, 0, 1, 0, 0, 0, 1)
     cw.close()
+
+
+def test_closing_with_unsaved_measurements_asks(make_window, qtbot, monkeypatch, tmp_path):
+    from PySide6 import QtWidgets
+
+    from readerapp.forms import LOBES
+
+    w = make_window()
+    s = _session(w)
+    asked: list[str] = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", staticmethod(
+        lambda parent, title, text, *a: asked.append(text) or QtWidgets.QMessageBox.StandardButton.No))
+    w.interactive = True
+    assert w._may_leave(s, "Close anyway?") and not asked  # nothing unsaved: no question
+    w.state.set_cursor((6, 30, 30))
+    w.actions_["tool_ruler"].trigger()
+    drag(qtbot, w.slice_views[0], [(6, 10, 10), (6, 10, 40)])
+    assert s.unsaved_measurements and not s.modified
+    w.close()  # the reader says No: the window stays
+    assert w.isVisible() and "rulers and ROIs are not saved" in asked[-1]
+    w.interactive = False
+    for i, lobe in enumerate(LOBES):
+        cb = w.forms.severity[lobe]
+        cb.setCurrentIndex(cb.findData(i % 6))
+    assert w.save_read(tmp_path / "read") is not None
+    assert not s.unsaved_measurements

@@ -205,6 +205,7 @@ class ReadingSession:
         self.form = ReadForm.blank(with_fibrosis=False)
         #: The reader's rulers and ROIs (readerapp.measurements), saved with the read.
         self.measurements: list[Any] = list(prepared.measurements)
+        self._measurements_saved = self._measurements_key()
         self.editor.subscribe_steps(self._on_step)
 
     # --- journal ----------------------------------------------------------------------------
@@ -330,10 +331,20 @@ class ReadingSession:
         self.mark_saved()
         return folder
 
+    def _measurements_key(self) -> list[Any]:
+        return [m.to_dict() for m in self.measurements]
+
+    @property
+    def unsaved_measurements(self) -> bool:
+        """Rulers or ROIs added or deleted since the last save (they are not journaled: only a
+        saved read keeps them)."""
+        return self._measurements_key() != self._measurements_saved
+
     def mark_saved(self) -> None:
         """The current labels are stored elsewhere (a read folder, the study database): nothing
         is left to restore after a crash, and closing deletes the journal."""
         self.steps_since_save = 0
+        self._measurements_saved = self._measurements_key()
         self._journal_step("saved")
 
     def close(self) -> None:

@@ -329,15 +329,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error("A scan is still loading; cancel it first.")
             return
         s = self.controller.session
-        if self.interactive and s is not None and s.modified:
-            answer = QtWidgets.QMessageBox.question(
-                self, "Unsaved edits",
-                "The current read has edits that are not saved as a read. They stay in the "
-                "journal and are offered again when you reopen that scan.\n\nOpen the other "
-                "scan anyway?",
-            )
-            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
-                return
+        if self.interactive and s is not None and not self._may_leave(s, "Open the other scan anyway?"):
+            return
         self._current_inputs = inputs
         if isinstance(inputs, (list, tuple)) and inputs:
             self._add_recent(str(inputs[0]))
@@ -662,6 +655,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self._report_journal_error()
         return out
 
+    def _may_leave(self, s: ReadingSession, question: str) -> bool:
+        """Ask before leaving a read with unsaved edits (kept in the journal) or unsaved rulers
+        and ROIs (lost: only a saved read keeps them). True when nothing is unsaved."""
+        parts = []
+        if s.modified:
+            parts.append("This read has edits that are not saved as a read yet. They stay in the "
+                         "journal and are offered again when you reopen this scan.")
+        if s.unsaved_measurements:
+            parts.append("Its rulers and ROIs are not saved: only a saved read keeps them, they "
+                         "will be lost.")
+        if not parts:
+            return True
+        answer = QtWidgets.QMessageBox.question(self, "Unsaved read", " ".join(parts) + "\n\n" + question)
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
+
     def ask_yes_no(self, question: str) -> bool:
         """A yes/no question to the reader (recorded and answered by policy without dialogs)."""
         if not self.interactive:
@@ -679,15 +687,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
         s = self.controller.session
-        if self.interactive and s is not None and s.modified:
-            answer = QtWidgets.QMessageBox.question(
-                self, "Unsaved edits",
-                "This read has edits that are not saved as a read yet. They stay in the journal "
-                "and are offered again when you reopen this scan.\n\nClose anyway?",
-            )
-            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
-                ev.ignore()
-                return
+        if self.interactive and s is not None and not self._may_leave(s, "Close anyway?"):
+            ev.ignore()
+            return
         if self.interactive:
             self.settings.setValue("window/geometry", self.saveGeometry())
             self.settings.setValue("window/state", self.saveState())
