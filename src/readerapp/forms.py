@@ -153,12 +153,13 @@ class ReadForm:
 
     # --- questions the workflow asks ------------------------------------------------------
     def missing(self, require_fibrosis: bool) -> list[str]:
-        """Human-readable names of the required answers not yet given (empty: complete)."""
-        out = [f"severity {lobe}" for lobe in LOBES if self.severity[lobe] is None]
+        """The required answers not yet given (empty: complete), named as the form shows them:
+        ``"Severity RUL"``, ``"Honeycombing, LLL"`` (the feature's title, never its key)."""
+        out = [f"Severity {lobe}" for lobe in LOBES if self.severity[lobe] is None]
         if require_fibrosis:
             grid = self.fibrosis if self.fibrosis is not None else _empty_fibrosis()
             for f in FIBROSIS_FEATURES:
-                out += [f"{f.key} {lobe}" for lobe in LOBES if grid[f.key][lobe] is None]
+                out += [f"{f.title}, {lobe}" for lobe in LOBES if grid[f.key][lobe] is None]
         return out
 
     def is_complete(self, require_fibrosis: bool) -> bool:

@@ -18,9 +18,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
-from vtkmodules.vtkFiltersSources import vtkRegularPolygonSource
 from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper, vtkTextActor
 
+from .brush_style import BrushStyle, brush_style, outline_polydata, shows_brush
 from .state import COLOURS, Tool, ViewState
 from .vtk_canvas import VtkCanvas
 
@@ -124,11 +124,8 @@ class SliceView(QtWidgets.QFrame):
         self._cross_poly = cross
         self.cross_actor = self._line_actor(cross, COLOURS["cursor"], 0.55)
         r.AddActor(self.cross_actor)
-        self.brush_src = vtkRegularPolygonSource()
-        self.brush_src.SetNumberOfSides(48)
-        self.brush_src.GeneratePolygonOff()
-        bm = vtkPolyDataMapper()
-        bm.SetInputConnection(self.brush_src.GetOutputPort())
+        self._brush_mapper = vtkPolyDataMapper()  # its polydata comes from brush_style
+        bm = self._brush_mapper
         self.brush_actor = vtkActor()
         self.brush_actor.SetMapper(bm)
         self.brush_actor.GetProperty().SetColor(*(c / 255 for c in COLOURS["brush"]))
@@ -163,6 +160,7 @@ class SliceView(QtWidgets.QFrame):
         self._click_edit = False
         self._rev = (False, axis == 0)
         self.last_redraw_ms = 0.0
+        self.brush_shown_style: BrushStyle | None = None  # the brush outline's style last shown
 
     @staticmethod
     def _line_actor(poly: vtkPolyData, rgb, opacity: float) -> vtkActor:  # type: ignore[no-untyped-def]
@@ -302,6 +300,9 @@ class SliceView(QtWidgets.QFrame):
                     rgb[m] = (rgb[m] * (1 - a) + col * a).astype(np.uint8)
             if st.outline_visible:
                 rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
+        rev_h, rev_v = self._reversal()
+        for mask, colour in self.controller.overlays(self.axis, self.state.cursor[self.axis]):
+            rgb[mask[:: -1 if rev_v else 1, :: -1 if rev_h else 1]] = colour  # preview, measures
         return rgb
 
     def refresh_cursor(self) -> None:
@@ -375,15 +376,19 @@ class SliceView(QtWidgets.QFrame):
         return bool(np.any(c == s))
 
     def show_brush(self, zyx) -> None:  # type: ignore[no-untyped-def]
+        """The brush outline at the mouse, in its style (sphere orange, HU-limited dashed);
+        hidden with ``zyx`` None or when the tool is not the brush."""
         st = self.controller.settings
-        if st.tool is not Tool.BRUSH or zyx is None:
+        if not shows_brush(st) or zyx is None:
             if self.brush_actor.GetVisibility():
                 self.brush_actor.VisibilityOff()
                 self.canvas.render_now()
             return
+        style = brush_style(st)
         wx, wy = self.to_world(zyx)
-        self.brush_src.SetCenter(wx, wy, 0.6)
-        self.brush_src.SetRadius(st.radius_mm)
+        self._brush_mapper.SetInputData(outline_polydata(wx, wy, st.radius_mm, style.dashed))
+        self.brush_actor.GetProperty().SetColor(*(c / 255 for c in style.rgb))
+        self.brush_shown_style = style
         self.brush_actor.VisibilityOn()
         self.canvas.render_now()
 
@@ -456,6 +461,9 @@ class SliceView(QtWidgets.QFrame):
             elif tool is Tool.BRUSH:
                 self._drag = ("paint", pos, ())
                 self.controller.begin_paint(self.axis, zyx)
+            elif tool in (Tool.RULER, Tool.ROI_ELLIPSE, Tool.ROI_FREEHAND):
+                self._drag = ("measure", pos, ())
+                self.controller.measure.press(self.axis, zyx)
             else:
                 self._drag = None
                 self.controller.click_tool(self.axis, zyx)
@@ -481,6 +489,8 @@ class SliceView(QtWidgets.QFrame):
         elif kind == "paint":
             self.controller.move_paint(zyx)
             self.show_brush(zyx)
+        elif kind == "measure":
+            self.controller.measure.move(zyx)
 
     def _release(self, ev: QtGui.QMouseEvent) -> None:
         start_click, self._click_start = self._click_start, None
@@ -493,6 +503,8 @@ class SliceView(QtWidgets.QFrame):
         if kind == "paint":
             self.controller.end_paint()
             self._note_click_edit(start_click, ev)
+        elif kind == "measure":
+            self.controller.measure.release(self.display_to_voxel(ev.position()))
         elif kind == "wl":
             d = ev.position() - start
             if abs(d.x()) + abs(d.y()) < 3:  # a click, not a drag: move the cursor

@@ -26,6 +26,8 @@ COLOURS = {
     "lung_outline": (0, 190, 255),  # cyan
     "cursor": (80, 255, 80),
     "brush": (255, 255, 255),
+    "brush_sphere": (255, 150, 40),  # orange: the brush reaches other slices
+    "preview": (255, 60, 60),  # red: what a previewed edit would change
 }
 
 
@@ -34,6 +36,9 @@ class Tool(Enum):
     BRUSH = "brush"
     FILL = "fill"  # connected region within an HU range
     REMOVE = "remove"  # remove a connected lesion with one click
+    RULER = "ruler"  # drag: a distance in mm
+    ROI_ELLIPSE = "roi_ellipse"  # drag a box: the ellipse in it, with HU statistics
+    ROI_FREEHAND = "roi_freehand"  # drag a closed path, with HU statistics
 
 
 @dataclass
@@ -46,6 +51,9 @@ class ToolSettings:
     keep_inside_lung: bool = True
     fill_3d: bool = False
     fill_range: tuple[float, float] | None = None  # None: the painted label's own HU range
+    fill_radius_mm: float = 30.0  # a 3D fill reaches at most this far from the click
+    remove_3d: bool = False  # remove the whole 3D lesion (previewed) instead of the slice's piece
+    confirm_ml: float = 20.0  # a previewed edit larger than this asks before it is applied
 
 
 class ViewState(QtCore.QObject):

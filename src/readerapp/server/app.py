@@ -31,6 +31,7 @@ from sqlalchemy import select
 from ..endpoints import SegmentationSource
 from ..errors import ReaderAppError
 from ..fileio import sha256_file
+from ..measurements import from_json_obj
 from ..study import errors as study_errors
 from ..study.auth import Actor, Role, require, utc_clock
 from ..study.errors import StudyError, StudyPermissionError, StudyStateError
@@ -98,6 +99,8 @@ class ReadBody(BaseModel):
     form: Any = None
     source: SegmentationSource = SegmentationSource.CORRECTED
     reason: str | None = None
+    #: The reader's rulers and ROIs as ``measurements.to_json_obj`` writes them (None: none).
+    measurements: Any = None
 
 
 class AdjudicateBody(BaseModel):
@@ -375,8 +378,10 @@ def create_app(service: StudyService, *, clock: Callable[[], dt.datetime] = utc_
         if body.upload is None:
             raise StudyError("a read needs its label map")
         try:
+            measurements = None if body.measurements is None else from_json_obj(body.measurements)
             info = service.save_read(a, body.case, labels_arg(a, body.upload), body.form,
-                                     source=body.source, reason=body.reason)
+                                     source=body.source, reason=body.reason,
+                                     measurements=measurements)
         finally:
             discard(body.upload)
         return read_json(info)

@@ -289,11 +289,15 @@ class StudyClient:
         return vol
 
     def save_read(self, actor: Actor, code: str, labels: Any, form: Any = None, *,
-                  source: SegmentationSource | str = SegmentationSource.CORRECTED, reason: str | None = None) -> ReadInfo:
+                  source: SegmentationSource | str = SegmentationSource.CORRECTED, reason: str | None = None,
+                  measurements: list[Any] | None = None) -> ReadInfo:
+        from ..measurements import to_json_obj
+
         uid = self._labels_upload(actor, labels)
         form_d = form.to_dict() if hasattr(form, "to_dict") else form
         return self._read_info(self._json("POST", "/reads", actor, json={
-            "case": code, "upload": uid, "form": form_d, "source": source, "reason": reason}))
+            "case": code, "upload": uid, "form": form_d, "source": str(source), "reason": reason,
+            "measurements": to_json_obj(measurements) if measurements else None}))
 
     def sign_read(self, actor: Actor, read_id: int, password: str) -> ReadInfo:
         return self._read_info(self._json("POST", f"/reads/{read_id}/sign", actor, json={"password": password}))

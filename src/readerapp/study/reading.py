@@ -212,7 +212,8 @@ class ReadingMixin(ServiceBase):
 
     def _write_read_folder(self, case: Case, labels: LabelsArg, form: Any,
                            source: SegmentationSource | str,
-                           extra: dict[str, Any]) -> tuple[str, str, dict, dict]:
+                           extra: dict[str, Any],
+                           measurements: list[Any] | None = None) -> tuple[str, str, dict, dict]:
         """Measure and save a read folder; returns (relative folder, labels sha, form, endpoints)."""
         from ..analysis import measure
         from ..forms import ReadForm
@@ -228,7 +229,7 @@ class ReadingMixin(ServiceBase):
         rel = f"reads/{case.code}/{secrets.token_hex(6)}"
         folder = self.db.make_dir(self.storage / rel)
         save_read(folder, volume=vol, labels=result.labels, form=rf, endpoints=result,
-                  source=source, extra=extra)
+                  source=source, extra=extra, measurements=measurements)
         meta = json.loads((folder / "read.json").read_text(encoding="utf-8"))
         return rel, meta["labels_sha256"], rf.to_dict(), result.endpoints.to_dict()
 
@@ -241,8 +242,10 @@ class ReadingMixin(ServiceBase):
         *,
         source: SegmentationSource | str = SegmentationSource.CORRECTED,
         reason: str | None = None,
+        measurements: list[Any] | None = None,
     ) -> ReadInfo:
-        """Save (or replace) the reader's draft; after signing, a new version (reason needed)."""
+        """Save (or replace) the reader's draft; after signing, a new version (reason needed).
+        ``measurements`` (rulers and ROIs, :mod:`readerapp.measurements`) go into its folder."""
         require(actor, Role.READER, action="saving a read")
         if not isinstance(labels, np.ndarray) and Path(labels).resolve().is_relative_to(
                 (self.storage / "reads").resolve()):
@@ -265,7 +268,7 @@ class ReadingMixin(ServiceBase):
                 )
         version = 1 if latest is None else (latest.version if latest.status == ReadStatus.DRAFT else latest.version + 1)
         rel, sha, form_d, endpoints = self._write_read_folder(
-            case, labels, form, source, {"case": code, "version": version})
+            case, labels, form, source, {"case": code, "version": version}, measurements)
         old_folder = None
         try:
             with self.db.transaction() as s:

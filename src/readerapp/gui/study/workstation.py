@@ -249,7 +249,9 @@ class StudyWorkstation(QtCore.QObject):
                 if not reason:
                     return None
             info = self.service.save_read(self.actor, self.code, session.labels.copy(),
-                                          self.window.forms.form(), reason=reason)
+                                          self.window.forms.form(), reason=reason,
+                                          source=session.source,
+                                          measurements=list(session.measurements))
         except ReaderAppError as exc:
             self._error(str(exc))
             return None
