@@ -63,6 +63,135 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+class _RenderCounter:
+    """Counts renders of the window's VTK views (an observer on each render window)."""
+
+    def __init__(self, views) -> None:  # type: ignore[no-untyped-def]
+        self.n = 0
+        for v in views:
+            v.canvas.GetRenderWindow().AddObserver("EndEvent", self._count)
+
+    def _count(self, *_: Any) -> None:
+        self.n += 1
+
+
+def _settle(app) -> None:  # type: ignore[no-untyped-def]
+    """Deliver everything queued (posted events, zero timers) until nothing is left."""
+    from PySide6 import QtCore
+
+    flags = QtCore.QEventLoop.ProcessEventsFlag.AllEvents
+    for _ in range(4):
+        app.processEvents(flags)
+        app.sendPostedEvents()
+    app.processEvents(flags)
+
+
+def run_event_benchmarks(app, w, labels: np.ndarray, *, n_moves: int = 120,  # type: ignore[no-untyped-def]
+                         n_notches: int = 40) -> dict[str, Any]:
+    """Latencies through real Qt mouse and wheel events on the view widgets (not the controller).
+
+    Each figure is the time from delivering the event (``QApplication.sendEvent`` of a
+    QMouseEvent or QWheelEvent to the view's canvas, as the window system would) until every
+    redraw it caused has been rendered (all posted events and zero timers delivered).
+    """
+    from PySide6 import QtCore, QtGui
+
+    from ..editing import Mode
+    from .state import Tool
+
+    Qt = QtCore.Qt
+    c = w.controller
+    axial = w.slice_views[0]
+    canvas = axial.canvas
+    counter = _RenderCounter(w.views)
+    out: dict[str, Any] = {}
+    nz = labels.shape[0]
+    z = nz // 2
+    w.state.set_cursor((z, labels.shape[1] // 2, int(labels.shape[2] * 0.29)))
+    _settle(app)
+    lung = np.argwhere(labels[w.state.cursor[0]] == 1)
+    y0, x0 = lung[len(lung) // 3]
+
+    def widget_point(zyx) -> QtCore.QPointF:  # type: ignore[no-untyped-def]
+        wx, wy = axial.to_world(zyx)
+        r = canvas.renderer
+        r.SetWorldPoint(wx, wy, 0.0, 1.0)
+        r.WorldToDisplay()
+        dx, dy, _ = r.GetDisplayPoint()
+        dpr = canvas.devicePixelRatioF()
+        return QtCore.QPointF(dx / dpr, (canvas.height() * dpr - 1 - dy) / dpr)
+
+    def mouse(kind, pos, button=Qt.MouseButton.NoButton, buttons=Qt.MouseButton.NoButton):  # type: ignore[no-untyped-def]
+        ev = QtGui.QMouseEvent(kind, pos, canvas.mapToGlobal(pos), button, buttons,
+                               Qt.KeyboardModifier.NoModifier)
+        app.sendEvent(canvas, ev)
+
+    def wheel(pos, notches: int = 1) -> QtGui.QWheelEvent:  # type: ignore[no-untyped-def]
+        return QtGui.QWheelEvent(pos, canvas.mapToGlobal(pos), QtCore.QPoint(0, 0),
+                                 QtCore.QPoint(0, 120 * notches), Qt.MouseButton.NoButton,
+                                 Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+
+    E = QtCore.QEvent.Type
+    c.set_tool(Tool.BRUSH)
+    c.set_mode(Mode.GGO)
+    c.set_option(radius_mm=10.0)
+    _settle(app)
+    path = [(z, y0 + 20 * np.sin(i / 9), x0 + 20 * np.cos(i / 7)) for i in range(n_moves)]
+    pts = [widget_point(p) for p in path]
+    # Hover with the brush (no button): what it costs and how many renders it causes.
+    hover, renders0 = [], counter.n
+    for p in pts[:40]:
+        t0 = time.perf_counter()
+        mouse(E.MouseMove, p)
+        _settle(app)
+        hover.append(1000 * (time.perf_counter() - t0))
+    out["events_brush_hover_median_ms"] = _pct(hover, 50)
+    out["events_renders_per_hover"] = (counter.n - renders0) / 40
+    # A brush stroke through real mouse events.
+    left = Qt.MouseButton.LeftButton
+    mouse(E.MouseButtonPress, pts[0], left, left)
+    _settle(app)
+    moves, renders0 = [], counter.n
+    for p in pts[1:]:
+        t0 = time.perf_counter()
+        mouse(E.MouseMove, p, Qt.MouseButton.NoButton, left)
+        _settle(app)
+        moves.append(1000 * (time.perf_counter() - t0))
+    out["events_renders_per_brush_move"] = (counter.n - renders0) / max(len(pts) - 1, 1)
+    mouse(E.MouseButtonRelease, pts[-1], left, Qt.MouseButton.NoButton)
+    _settle(app)
+    out["events_brush_move_to_redrawn_slice_median_ms"] = _pct(moves, 50)
+    out["events_brush_move_to_redrawn_slice_p95_ms"] = _pct(moves, 95)
+    c.set_tool(Tool.NAVIGATE)
+    _settle(app)
+    # Wheel notches one at a time: event to all three slice views redrawn.
+    centre = widget_point((z, labels.shape[1] // 2, labels.shape[2] // 2))
+    notch, renders0 = [], counter.n
+    for i in range(n_notches):
+        ev = wheel(centre, 1 if (i // 10) % 2 == 0 else -1)
+        t0 = time.perf_counter()
+        app.sendEvent(canvas, ev)
+        _settle(app)
+        notch.append(1000 * (time.perf_counter() - t0))
+    out["events_wheel_notch_to_redrawn_views_median_ms"] = _pct(notch, 50)
+    out["events_wheel_notch_to_redrawn_views_p95_ms"] = _pct(notch, 95)
+    out["events_renders_per_wheel_notch"] = (counter.n - renders0) / n_notches
+    # 20 notches queued at once (a fast wheel while a redraw runs): posted, then delivered.
+    queued = []
+    for rep in range(3):
+        z_before = w.state.cursor[0]
+        renders0 = counter.n
+        t0 = time.perf_counter()
+        for _ in range(20):
+            app.postEvent(canvas, wheel(centre, 1 if rep % 2 == 0 else -1))
+        _settle(app)
+        queued.append(1000 * (time.perf_counter() - t0))
+        out["events_renders_for_20_queued_notches"] = counter.n - renders0
+        out["events_slices_moved_by_20_queued_notches"] = abs(w.state.cursor[0] - z_before)
+    out["events_20_queued_wheel_notches_ms"] = _pct(queued, 50)
+    return out
+
+
 def run_gui_benchmarks(
     shape: tuple[int, int, int] = (600, 512, 512),
     open_shape: tuple[int, int, int] = (300, 512, 512),
@@ -151,6 +280,7 @@ def run_gui_benchmarks(
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out["peak_rss_mb_with_600_slices_open"] = rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
         out["volume_and_labels_mb"] = (vol.hu.nbytes + labels.nbytes) / 2**20
+        out.update(run_event_benchmarks(app, w, labels, n_moves=n_dabs))
         w.close()
         del w, s, vol, labels
         app.processEvents()
