@@ -425,7 +425,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.controller.display is None:
             return
         for v in self.slice_views:
-            v.refresh()
+            v.schedule(full=True)  # one redraw per view, however many changes come first
         self._update_wl()
 
     def _on_cursor_changed(self) -> None:
@@ -470,10 +470,8 @@ class MainWindow(QtWidgets.QMainWindow):
         a = self.actions_
         a[TOOL_ACTIONS[st.tool]].setChecked(True)
         a[MODE_ACTIONS[st.mode]].setChecked(True)
-        shape = (QtCore.Qt.CursorShape.ArrowCursor if st.tool.value == "navigate"
-                 else QtCore.Qt.CursorShape.CrossCursor)
         for v in self.slice_views:
-            v.canvas.setCursor(shape)
+            v.update_tool_cursor()
         self.tools_panel.sync()
         self.statusBar().showMessage(
             f"Tool: {st.tool.value}, label: {st.mode.value}, brush {st.radius_mm:g} mm "
@@ -508,7 +506,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         for v in self.slice_views:
             v.fit()
-            v.canvas.render_now()
+            v.schedule(full=False)
         self.volume_view.reset()
 
     # --- saving and errors ------------------------------------------------------------------

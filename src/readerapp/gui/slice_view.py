@@ -18,7 +18,6 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
-from vtkmodules.vtkFiltersSources import vtkRegularPolygonSource
 from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper, vtkTextActor
 
 from .state import COLOURS, Tool, ViewState
@@ -80,6 +79,25 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+def brush_cursor(diameter: int, dpr: float = 1.0) -> QtGui.QCursor:
+    """A mouse cursor drawn as the brush's circle (white with a dark rim, a centre dot)."""
+    size = diameter + 4
+    pm = QtGui.QPixmap(int(round(size * dpr)), int(round(size * dpr)))
+    pm.setDevicePixelRatio(dpr)
+    pm.fill(QtCore.Qt.GlobalColor.transparent)
+    p = QtGui.QPainter(pm)
+    p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    rect = QtCore.QRectF(2, 2, diameter, diameter)
+    p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 160), 3))
+    p.drawEllipse(rect)
+    p.setPen(QtGui.QPen(QtGui.QColor(*COLOURS["brush"]), 1))
+    p.drawEllipse(rect)
+    c = size / 2
+    p.drawPoint(QtCore.QPointF(c, c))
+    p.end()
+    return QtGui.QCursor(pm, int(size / 2), int(size / 2))
+
+
 class SliceView(QtWidgets.QFrame):
     hovered = QtCore.Signal(object)  # (z, y, x) under the mouse, or None
     maximize_requested = QtCore.Signal()
@@ -112,6 +130,9 @@ class SliceView(QtWidgets.QFrame):
         self.actor = vtkImageActor()
         self.actor.GetMapper().SetInputData(self.image)
         self.actor.InterpolateOff()
+        # An opaque RGB slice: without this VTK draws it in the translucent pass as well, which
+        # doubled a render's time in software OpenGL.
+        self.actor.ForceOpaqueOn()
         r.AddActor(self.actor)
         self._cross_pts = vtkPoints()
         self._cross_pts.SetNumberOfPoints(4)
@@ -122,18 +143,14 @@ class SliceView(QtWidgets.QFrame):
         lines.InsertNextCell(2, [2, 3])
         cross.SetLines(lines)
         self._cross_poly = cross
-        self.cross_actor = self._line_actor(cross, COLOURS["cursor"], 0.55)
+        # Opaque (a dimmed colour rather than opacity): a translucent actor costs a second pass.
+        self.cross_actor = self._line_actor(
+            cross, tuple(int(c * 0.6) for c in COLOURS["cursor"]), 1.0)
         r.AddActor(self.cross_actor)
-        self.brush_src = vtkRegularPolygonSource()
-        self.brush_src.SetNumberOfSides(48)
-        self.brush_src.GeneratePolygonOff()
-        bm = vtkPolyDataMapper()
-        bm.SetInputConnection(self.brush_src.GetOutputPort())
-        self.brush_actor = vtkActor()
-        self.brush_actor.SetMapper(bm)
-        self.brush_actor.GetProperty().SetColor(*(c / 255 for c in COLOURS["brush"]))
-        self.brush_actor.VisibilityOff()
-        r.AddActor(self.brush_actor)
+        # Software OpenGL (OSMesa, remote desktops) pays dearly for multisampling, and nearest-
+        # neighbour CT pixels and one-pixel lines gain nothing from it.
+        self.canvas.GetRenderWindow().SetMultiSamples(0)
+        self.canvas.before_pixels = self.sync
         cam = r.GetActiveCamera()
         cam.ParallelProjectionOn()
         self.letters: list[vtkTextActor] = []
@@ -163,6 +180,9 @@ class SliceView(QtWidgets.QFrame):
         self._click_edit = False
         self._rev = (False, axis == 0)
         self.last_redraw_ms = 0.0
+        self._pending: str | None = None  # "full" (recompose the slice) or "render" (crosshair)
+        self._brush_cursor_key: tuple | None = None
+        self.renders = 0  # renders done (the benchmark and tests count them)
 
     @staticmethod
     def _line_actor(poly: vtkPolyData, rgb, opacity: float) -> vtkActor:  # type: ignore[no-untyped-def]
@@ -251,7 +271,7 @@ class SliceView(QtWidgets.QFrame):
     def zoom(self, factor: float) -> None:
         cam = self.canvas.renderer.GetActiveCamera()
         cam.SetParallelScale(cam.GetParallelScale() / factor)
-        self.canvas.render_now()
+        self.schedule(full=False)
 
     def pan(self, dx_px: float, dy_px: float) -> None:
         cam = self.canvas.renderer.GetActiveCamera()
@@ -260,7 +280,7 @@ class SliceView(QtWidgets.QFrame):
         px, py, pz = cam.GetPosition()
         cam.SetFocalPoint(fx - dx_px * scale, fy + dy_px * scale, fz)
         cam.SetPosition(px - dx_px * scale, py + dy_px * scale, pz)
-        self.canvas.render_now()
+        self.schedule(full=False)
 
     # --- drawing ----------------------------------------------------------------------------
     def _gray(self, hu2d: np.ndarray) -> np.ndarray:
@@ -305,18 +325,52 @@ class SliceView(QtWidgets.QFrame):
         return rgb
 
     def refresh_cursor(self) -> None:
-        """The cursor moved: redraw fully only if this view's slice changed, else the crosshair."""
+        """The cursor moved: recompose only if this view's slice changed, else the crosshair.
+
+        Nothing is drawn here: the redraw is scheduled (:meth:`schedule`), so a burst of wheel
+        notches or cursor moves queued behind a redraw collapses into one render."""
         if self.session is None:
             return
-        if self.state.cursor[self.axis] != self._shown_slice:
-            self.refresh()
+        self.schedule(full=self.state.cursor[self.axis] != self._shown_slice)
+
+    def schedule(self, full: bool = True) -> None:
+        """Redraw once control returns to the event loop, however often this is called before.
+
+        The header (slice number) follows at once; the pixels follow in :meth:`sync`."""
+        if self.session is None:
             return
-        self._update_cross()
+        first = self._pending is None
+        if full or self._pending is None:
+            self._pending = "full" if full else (self._pending or "render")
+        self.update_header()
+        if first:
+            QtCore.QTimer.singleShot(0, self.sync)
+
+    def sync(self) -> None:
+        """Do the redraw scheduled, if any (also before the pixels are read back)."""
+        pending, self._pending = self._pending, None
+        if pending is None or self.session is None:
+            return
+        if pending == "full" or self.state.cursor[self.axis] != self._shown_slice:
+            self.refresh()
+        else:
+            self._update_cross()
+            self.render()
+
+    def render(self) -> None:
+        self.renders += 1
         self.canvas.render_now()
+
+    def update_header(self) -> None:
+        if self.session is None:
+            return
+        n = self.session.labels.shape[self.axis]
+        self.header.setText(f"{AXIS_NAMES[self.axis]}  {self.state.cursor[self.axis] + 1}/{n}")
 
     def refresh(self, render: bool = True) -> None:
         if self.session is None:
             return
+        self._pending = None
         t0 = time.perf_counter()
         rgb = self.compose()
         rows, cols = rgb.shape[:2]
@@ -339,13 +393,11 @@ class SliceView(QtWidgets.QFrame):
                 t.SetInput(letter)
         width = max(1.0, self.canvas.devicePixelRatioF())  # lines one logical pixel wide (4K screens)
         self.cross_actor.GetProperty().SetLineWidth(width)
-        self.brush_actor.GetProperty().SetLineWidth(width)
         self._update_cross()
-        n = self.session.labels.shape[self.axis]
-        self.header.setText(f"{AXIS_NAMES[self.axis]}  {self.state.cursor[self.axis] + 1}/{n}")
+        self.update_header()
         self._shown_slice = self.state.cursor[self.axis]
         if render:
-            self.canvas.render_now()
+            self.render()
         self.last_redraw_ms = (time.perf_counter() - t0) * 1000
 
     def _update_cross(self) -> None:
@@ -374,18 +426,30 @@ class SliceView(QtWidgets.QFrame):
             c = flat_idx % nx
         return bool(np.any(c == s))
 
+    def update_tool_cursor(self) -> None:
+        """The mouse cursor for the tool: the brush's circle, a cross, or the arrow."""
+        self._brush_cursor_key = None
+        if self.controller.settings.tool is Tool.BRUSH:
+            self.show_brush(None)
+        else:
+            shape = (QtCore.Qt.CursorShape.ArrowCursor if self.controller.settings.tool is Tool.NAVIGATE
+                     else QtCore.Qt.CursorShape.CrossCursor)
+            self.canvas.setCursor(shape)
+
     def show_brush(self, zyx) -> None:  # type: ignore[no-untyped-def]
+        """The brush outline follows the mouse as the mouse cursor itself: hovering never
+        re-renders the view (the cursor's picture changes only with brush size or zoom)."""
         st = self.controller.settings
-        if st.tool is not Tool.BRUSH or zyx is None:
-            if self.brush_actor.GetVisibility():
-                self.brush_actor.VisibilityOff()
-                self.canvas.render_now()
+        if st.tool is not Tool.BRUSH:
             return
-        wx, wy = self.to_world(zyx)
-        self.brush_src.SetCenter(wx, wy, 0.6)
-        self.brush_src.SetRadius(st.radius_mm)
-        self.brush_actor.VisibilityOn()
-        self.canvas.render_now()
+        cam = self.canvas.renderer.GetActiveCamera()
+        mm_per_px = 2 * cam.GetParallelScale() / max(self.canvas.height(), 1)
+        diameter = int(round(2 * st.radius_mm / max(mm_per_px, 1e-6)))
+        key = (min(max(diameter, 5), 512), self.canvas.devicePixelRatioF())
+        if key == self._brush_cursor_key:
+            return
+        self._brush_cursor_key = key
+        self.canvas.setCursor(brush_cursor(*key))
 
     # --- mouse ------------------------------------------------------------------------------
     def eventFilter(self, obj, ev) -> bool:  # type: ignore[no-untyped-def]  # noqa: N802
@@ -414,7 +478,6 @@ class SliceView(QtWidgets.QFrame):
             return True
         if t == E.Leave:
             self.hovered.emit(None)
-            self.show_brush(None)
             return False
         if t == E.Resize:
             QtCore.QTimer.singleShot(0, self._after_resize)
@@ -424,7 +487,7 @@ class SliceView(QtWidgets.QFrame):
     def _after_resize(self) -> None:
         if self.session is not None:
             self.fit()
-            self.canvas.render_now()
+            self.schedule(full=False)
 
     def _press(self, ev: QtGui.QMouseEvent) -> None:
         pos = ev.position()
@@ -479,8 +542,7 @@ class SliceView(QtWidgets.QFrame):
             w0, l0, _ = extra
             self.state.set_window(w0 * (1.0 + d.x() / 300.0), l0 - d.y() * w0 / 600.0)
         elif kind == "paint":
-            self.controller.move_paint(zyx)
-            self.show_brush(zyx)
+            self.controller.move_paint(zyx)  # the edit schedules the one redraw it needs
 
     def _release(self, ev: QtGui.QMouseEvent) -> None:
         start_click, self._click_start = self._click_start, None
@@ -520,7 +582,7 @@ class SliceView(QtWidgets.QFrame):
         Qt = QtCore.Qt
         if mods & Qt.KeyboardModifier.ControlModifier:
             self.controller.change_brush(+1 if steps > 0 else -1)
-            self.show_brush(self.display_to_voxel(ev.position()))
+            self.show_brush(None)
             return
         n = 5 if mods & Qt.KeyboardModifier.ShiftModifier else 1
         self.state.step_slice(self.axis, int(np.sign(steps)) * n)

@@ -6,6 +6,8 @@ through ``vtkWindowToImageFilter`` here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
 import vtkmodules.vtkRenderingFreeType  # noqa: F401
@@ -24,6 +26,8 @@ class VtkCanvas(QVTKRenderWindowInteractor):
         self.renderer = vtkRenderer()
         self.GetRenderWindow().AddRenderer(self.renderer)
         self._initialised = False
+        #: Called before the pixels are read back (a view draws what it has scheduled).
+        self.before_pixels: Callable[[], None] | None = None
         self.setMinimumSize(120, 120)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
 
@@ -76,6 +80,8 @@ class VtkCanvas(QVTKRenderWindowInteractor):
 
     def pixels(self) -> np.ndarray:
         """The rendered RGB pixels, (height, width, 3) uint8, top row first."""
+        if self.before_pixels is not None:
+            self.before_pixels()
         if not self.ensure_initialised():
             return np.zeros((max(self.height(), 1), max(self.width(), 1), 3), np.uint8)
         rw = self.GetRenderWindow()
