@@ -268,7 +268,7 @@ def run_gui_benchmarks(
         w.volume_view.rebuild()  # after the stroke: only the touched slabs are redone
         out["surface_update_after_stroke_3d_ms"] = 1000 * (time.perf_counter() - t1)
         t1 = time.perf_counter()
-        w.volume_view.reset()  # a new label map: everything downsampled again
+        w.volume_view.reset(wait=True)  # a new label map: everything downsampled again
         out["surface_full_rebuild_3d_ms"] = 1000 * (time.perf_counter() - t1)
         redraw = []
         for i in range(30):

@@ -566,6 +566,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._thread.wait(10000)
         if self.controller.session is not None:
             self.controller.session.close()
+        self.volume_view.shutdown()  # a surface build in its worker thread ends first
         for v in self.views:
             v.canvas.Finalize()
         super().closeEvent(ev)

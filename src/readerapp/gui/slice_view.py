@@ -355,9 +355,9 @@ class SliceView(QtWidgets.QFrame):
             self.refresh()
         else:
             self._update_cross()
-            self.render()
+            self.render_view()
 
-    def render(self) -> None:
+    def render_view(self) -> None:
         self.renders += 1
         self.canvas.render_now()
 
@@ -397,7 +397,7 @@ class SliceView(QtWidgets.QFrame):
         self.update_header()
         self._shown_slice = self.state.cursor[self.axis]
         if render:
-            self.render()
+            self.render_view()
         self.last_redraw_ms = (time.perf_counter() - t0) * 1000
 
     def _update_cross(self) -> None:
