@@ -54,6 +54,15 @@ class EditController(QtCore.QObject):
         self._last_label_mode: Mode = Mode.GGO
         #: Seconds from each brush event to updated endpoints (for the benchmark and the HUD).
         self.event_latencies: list[float] = []
+        #: Why edits are refused just now (e.g. the read is being saved), or None.
+        self.busy: str | None = None
+
+    def _refuse(self) -> bool:
+        """True (and a message) while edits are refused."""
+        if self.busy is None:
+            return False
+        self.message.emit(f"Not now: {self.busy}")
+        return True
 
     def show_preview(self, volume) -> None:  # type: ignore[no-untyped-def]
         """Show a CT before its label map exists (nothing can be edited yet)."""
@@ -110,7 +119,7 @@ class EditController(QtCore.QObject):
 
     # --- brush ------------------------------------------------------------------------------
     def begin_paint(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]
-        if self.session is None:
+        if self.session is None or self._refuse():
             return
         self.end_paint()  # a stroke left open must end as its own step, never be split later
         st = self.settings
@@ -143,7 +152,7 @@ class EditController(QtCore.QObject):
 
     # --- one-click tools --------------------------------------------------------------------
     def click_tool(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]
-        if self.session is None:
+        if self.session is None or self._refuse():
             return
         ed = self.session.editor
         st = self.settings
@@ -173,7 +182,7 @@ class EditController(QtCore.QObject):
 
     def interpolate(self) -> None:
         """Fill between the last two slices painted (same view), with the last lesion label."""
-        if self.session is None:
+        if self.session is None or self._refuse():
             return
         pairs = self._painted_slices
         last = pairs[-1] if pairs else None
@@ -191,9 +200,9 @@ class EditController(QtCore.QObject):
         )
 
     def undo(self) -> None:
-        if self.session is not None and self.session.editor.undo() is None:
+        if self.session is not None and not self._refuse() and self.session.editor.undo() is None:
             self.message.emit("Nothing to undo")
 
     def redo(self) -> None:
-        if self.session is not None and self.session.editor.redo() is None:
+        if self.session is not None and not self._refuse() and self.session.editor.redo() is None:
             self.message.emit("Nothing to redo")

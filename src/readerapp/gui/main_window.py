@@ -37,6 +37,8 @@ class MainWindow(QtWidgets.QMainWindow):
     session_ready = QtCore.Signal()
     first_image = QtCore.Signal()  # the CT is drawn (segmentation may still be running)
     load_failed = QtCore.Signal(str)
+    read_saved = QtCore.Signal(object)  # the read folder, once written
+    save_failed = QtCore.Signal(str)
 
     def __init__(
         self,
@@ -67,6 +69,8 @@ class MainWindow(QtWidgets.QMainWindow):
             app.installEventFilter(self._typing_guard)
         self._thread: QtCore.QThread | None = None
         self._worker: LoadWorker | None = None
+        self._saver: tuple[QtCore.QThread, Any] | None = None
+        self._close_after_save = False
         self._dirty: set[int] = set()
         self._flush_pending = False
         self.active_axis = 0
@@ -266,6 +270,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Load a series folder (or a CTVolume) in the background; ``session_ready`` when done."""
         if self._thread is not None:
             self.show_error("A scan is still loading; cancel it first.")
+            return
+        if self._saver is not None:
+            self.show_error("The read is still being saved.")
             return
         s = self.controller.session
         if self.interactive and s is not None and s.modified:
@@ -510,7 +517,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.volume_view.reset()
 
     # --- saving and errors ------------------------------------------------------------------
-    def save_read(self, folder: str | Path | None = None) -> Path | None:
+    def save_read(self, folder: str | Path | None = None, *, wait: bool | None = None) -> Path | None:
+        """Save the read in the background (:mod:`.save_worker`). ``wait`` (default: when not
+        interactive) returns the folder once saved; otherwise ``read_saved`` tells."""
         s = self.controller.session
         if s is None:
             return None
@@ -528,16 +537,65 @@ class MainWindow(QtWidgets.QMainWindow):
             if not d:
                 return None
             folder = d
-        try:
-            out = s.save(folder, self.forms.form(), require_fibrosis=self.forms.require_fibrosis)
-        except (ReaderAppError, OSError) as exc:
-            self.show_error(f"The read was not saved: {exc}")
+        return self._save_in_background(s, folder, wait=not self.interactive if wait is None else wait)
+
+    def _save_in_background(self, s: ReadingSession, folder: str | Path, *, wait: bool) -> Path | None:
+        """Save in a worker thread with a busy progress bar; edits and closing wait for it.
+        ``wait``: return only when saved (a local event loop keeps the window responsive)."""
+        from .save_worker import SaveWorker, start_save
+
+        if self._saver is not None:
+            self.show_error("The read is still being saved.")
             return None
+        worker = SaveWorker(s, folder, self.forms.form(), self.forms.require_fibrosis)
+        result: dict[str, Any] = {}
+        worker.saved.connect(lambda out: result.setdefault("out", out))
+        worker.saved.connect(self._on_saved)
+        worker.failed.connect(lambda m: self.show_error(f"The read was not saved: {m}"))
+        worker.failed.connect(self.save_failed)
+        self.controller.busy = "the read is being saved"
+        self.progress.setRange(0, 0)  # busy: the core's save reports no fractions
+        self.progress.setFormat("Saving the read…")
+        self.progress.show()
+        self.statusBar().showMessage("Saving the read…")
+        self._saver = (start_save(self, worker), worker)
+        thread = self._saver[0]
+        thread.finished.connect(self._on_save_done)
+        if wait:
+            loop = QtCore.QEventLoop()
+            thread.finished.connect(loop.quit)
+            if thread.isRunning():
+                loop.exec()
+            QtCore.QCoreApplication.sendPostedEvents(self)
+            if self._saver is not None and self._saver[0] is thread:
+                self._on_save_done()
+        return result.get("out")
+
+    def _on_saved(self, out: Path) -> None:
         self.last_read_folder = out
         self.settings.setValue("last_read_dir", str(Path(out).parent))
         self.statusBar().showMessage(f"Read saved to {out}", 8000)
         self._report_journal_error()
-        return out
+        self.read_saved.emit(out)
+
+    def _on_save_done(self) -> None:
+        if self._saver is None:
+            return
+        thread, _worker = self._saver
+        thread.wait(5000)
+        thread.deleteLater()
+        self._saver = None
+        self.controller.busy = None
+        self.progress.setRange(0, 1000)
+        if self._thread is None:
+            self.progress.hide()
+        if self._close_after_save:
+            self._close_after_save = False
+            QtCore.QTimer.singleShot(0, self.close)
+
+    @property
+    def saving(self) -> bool:
+        return self._saver is not None
 
     def show_error(self, message: str) -> None:
         self.errors.append(message)
@@ -547,6 +605,15 @@ class MainWindow(QtWidgets.QMainWindow):
             QtWidgets.QMessageBox.critical(self, "ReaderApp", message)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        if self._saver is not None:  # never close under a save: the read must be complete
+            if self.interactive:
+                self.statusBar().showMessage("The read is being saved; the window closes when "
+                                             "it is done.", 10000)
+                self._close_after_save = True
+                ev.ignore()
+                return
+            self._saver[0].wait()
+            self._on_save_done()
         s = self.controller.session
         if self.interactive and s is not None and s.modified:
             answer = QtWidgets.QMessageBox.question(
