@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..editing.session import ReadingSession
 from ..errors import ReaderAppError
+from ..slicenum import image_label
 from .actions import MODES, TOOLS, TypingGuard, build_actions
 from .controller import EditController
 from .densitometry_panel import DensitometryPanel
@@ -89,6 +90,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         self._build_statusbar()
         self._connect()
+        self.notes: list[str] = []  # informational messages (tests read them)
+        from .display_tools import DisplayTools
+
+        self.display_tools = DisplayTools(self)  # PACS habits: cine, slab, layouts, W/L typed
         self.resize(1600, 1000)
         if interactive:  # the reader's own layout comes back (not in tests or screenshots)
             geometry = self.settings.value("window/geometry")
@@ -492,7 +497,11 @@ class MainWindow(QtWidgets.QMainWindow):
         z, y, x = zyx
         hu = int(s.volume.hu[z, y, x])
         lab = LABEL_NAMES.get(int(s.labels[z, y, x]), "?")
-        self.pos_label.setText(f"x {x}  y {y}  slice {z + 1}/{s.labels.shape[0]}   {hu} HU   {lab}")
+        self.pos_label.setText(f"x {x}  y {y}  {image_label(s.volume, z)}   {hu} HU   {lab}")
+
+    def go_to_image(self, number: int) -> None:
+        """Show image ``number`` as the PACS numbers it (DICOM InstanceNumber)."""
+        self.display_tools.go_to_image(number)
 
     def _update_wl(self) -> None:
         self.wl_label.setText(f"W {self.state.window:.0f}  L {self.state.level:.0f}")

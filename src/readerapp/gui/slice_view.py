@@ -18,12 +18,22 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
-from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper, vtkTextActor
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkActor2D,
+    vtkImageActor,
+    vtkPolyDataMapper,
+    vtkPolyDataMapper2D,
+    vtkTextActor,
+)
 
+from ..slicenum import axial_caption
 from .state import COLOURS, Tool, ViewState
 from .vtk_canvas import VtkCanvas
 
 AXIS_NAMES = ("Axial", "Coronal", "Sagittal")
+#: Scale bar lengths (mm) to choose from.
+SCALE_BAR_MM = (5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 #: Orientation letters at (left, right, top, bottom) of each view, radiological convention: the
 #: patient's right on the viewer's left, anterior up (axial), head up (coronal, sagittal), anterior
 #: on the left (sagittal). Every view is drawn this way whatever the scan's own axis directions.
@@ -151,6 +161,29 @@ class SliceView(QtWidgets.QFrame):
         # neighbour CT pixels and one-pixel lines gain nothing from it.
         self.canvas.GetRenderWindow().SetMultiSamples(0)
         self.canvas.before_pixels = self.sync
+        # Scale bar (display coordinates, bottom right): a line with end ticks and its length.
+        self._bar_pts = vtkPoints()
+        self._bar_pts.SetNumberOfPoints(6)
+        bar = vtkPolyData()
+        bar.SetPoints(self._bar_pts)
+        bar_lines = vtkCellArray()
+        for a, b in ((0, 1), (2, 3), (4, 5)):
+            bar_lines.InsertNextCell(2, [a, b])
+        bar.SetLines(bar_lines)
+        self._bar_poly = bar
+        bar_mapper = vtkPolyDataMapper2D()
+        bar_mapper.SetInputData(bar)
+        self.bar_actor = vtkActor2D()
+        self.bar_actor.SetMapper(bar_mapper)
+        self.bar_actor.GetProperty().SetColor(1.0, 0.85, 0.3)
+        r.AddViewProp(self.bar_actor)
+        self.bar_text = vtkTextActor()
+        tp = self.bar_text.GetTextProperty()
+        tp.SetFontSize(11)
+        tp.SetColor(1.0, 0.85, 0.3)
+        tp.SetJustificationToCentered()
+        r.AddViewProp(self.bar_text)
+        self.scale_bar_mm = 0.0
         cam = r.GetActiveCamera()
         cam.ParallelProjectionOn()
         self.letters: list[vtkTextActor] = []
@@ -303,9 +336,29 @@ class SliceView(QtWidgets.QFrame):
             hu2, lab2 = hu[:, s, :], lab[:, s, :]
         else:
             hu2, lab2 = hu[:, :, s], lab[:, :, s]
+        lo, hi = self.slab_range()
+        if hi - lo > 1:  # thick slab: MIP or MinIP over the slices around the cursor
+            sl = [slice(None)] * 3
+            sl[self.axis] = slice(lo, hi)
+            block = hu[tuple(sl)]
+            hu2 = block.max(axis=self.axis) if self.state.slab_mode == "mip" else block.min(axis=self.axis)
         rev_h, rev_v = self._reversal()
         sl = (slice(None, None, -1 if rev_v else 1), slice(None, None, -1 if rev_h else 1))
         return hu2[sl], lab2[sl]
+
+    def slab_range(self) -> tuple[int, int]:
+        """Slices [lo, hi) of the thick slab around the cursor (one slice when it is off)."""
+        s = self.state.cursor[self.axis]
+        if self.state.slab_mode == "off" or self.session is None:
+            return s, s + 1
+        step = self._axis_spacing()
+        n = max(1, int(round(self.state.slab_mm / step)))
+        lo = max(0, s - n // 2)
+        return lo, min(self.session.labels.shape[self.axis], lo + n)
+
+    def _axis_spacing(self) -> float:
+        sx, sy, sz = self.session.volume.spacing
+        return (sz, sy, sx)[self.axis]
 
     def compose(self) -> np.ndarray:
         """RGB image of the current slice: grey CT, translucent lesions, lung outline."""
@@ -359,13 +412,49 @@ class SliceView(QtWidgets.QFrame):
 
     def render_view(self) -> None:
         self.renders += 1
+        self._update_scale_bar()
         self.canvas.render_now()
 
+    def _update_scale_bar(self) -> None:
+        """A bar of a round length (5 mm to 20 cm) about a fifth of the view wide, bottom right."""
+        if self.session is None:
+            return
+        cam = self.canvas.renderer.GetActiveCamera()
+        dpr = self.canvas.devicePixelRatioF()
+        h_px, w_px = max(self.canvas.height() * dpr, 1), max(self.canvas.width() * dpr, 1)
+        mm_per_px = 2 * cam.GetParallelScale() / h_px
+        want = w_px / 5 * mm_per_px
+        length = min(SCALE_BAR_MM, key=lambda v: abs(v - want))
+        px = length / mm_per_px
+        x1, y = w_px - 12 * dpr, 14 * dpr
+        pts = self._bar_pts
+        pts.SetPoint(0, x1 - px, y, 0)
+        pts.SetPoint(1, x1, y, 0)
+        pts.SetPoint(2, x1 - px, y - 4 * dpr, 0)
+        pts.SetPoint(3, x1 - px, y + 4 * dpr, 0)
+        pts.SetPoint(4, x1, y - 4 * dpr, 0)
+        pts.SetPoint(5, x1, y + 4 * dpr, 0)
+        pts.Modified()
+        self._bar_poly.Modified()
+        self.bar_text.SetInput(f"{length / 10:g} cm" if length >= 10 else f"{length:g} mm")
+        self.bar_text.SetPosition(x1 - px / 2, y + 5 * dpr)
+        self.scale_bar_mm = length
+
     def update_header(self) -> None:
+        """Axial: the image number as the PACS shows it (InstanceNumber), position and
+        thickness; coronal and sagittal: position in the volume. A thick slab says so."""
         if self.session is None:
             return
         n = self.session.labels.shape[self.axis]
-        self.header.setText(f"{AXIS_NAMES[self.axis]}  {self.state.cursor[self.axis] + 1}/{n}")
+        s = self.state.cursor[self.axis]
+        if self.axis == 0:
+            text = f"{AXIS_NAMES[0]}  {axial_caption(self.session.volume, s)}"
+        else:
+            text = f"{AXIS_NAMES[self.axis]}  {s + 1}/{n}"
+        lo, hi = self.slab_range()
+        if hi - lo > 1:
+            text += f"  · {self.state.slab_mode.upper()} {(hi - lo) * self._axis_spacing():.0f} mm"
+        self.header.setText(text)
 
     def refresh(self, render: bool = True) -> None:
         if self.session is None:
@@ -401,6 +490,7 @@ class SliceView(QtWidgets.QFrame):
         self.last_redraw_ms = (time.perf_counter() - t0) * 1000
 
     def _update_cross(self) -> None:
+        self.cross_actor.SetVisibility(self.state.crosshair_visible)
         cols, rows = self._plane_dims()
         sc, sr = self._plane_spacing()
         wx, wy = self.to_world(self.state.cursor)
