@@ -338,9 +338,9 @@ class SliceView(QtWidgets.QFrame):
             hu2, lab2 = hu[:, :, s], lab[:, :, s]
         lo, hi = self.slab_range()
         if hi - lo > 1:  # thick slab: MIP or MinIP over the slices around the cursor
-            sl = [slice(None)] * 3
-            sl[self.axis] = slice(lo, hi)
-            block = hu[tuple(sl)]
+            index: list[slice] = [slice(None)] * 3
+            index[self.axis] = slice(lo, hi)
+            block = hu[tuple(index)]
             hu2 = block.max(axis=self.axis) if self.state.slab_mode == "mip" else block.min(axis=self.axis)
         rev_h, rev_v = self._reversal()
         sl = (slice(None, None, -1 if rev_v else 1), slice(None, None, -1 if rev_h else 1))
