@@ -94,6 +94,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from .display_tools import DisplayTools
 
         self.display_tools = DisplayTools(self)  # PACS habits: cine, slab, layouts, W/L typed
+        from .icons import apply_icons, icon, install_help_menu
+
+        apply_icons({**self.actions_, **self.display_tools.actions})
+        install_help_menu(self)
+        self.setWindowIcon(icon("readerapp"))
         self.resize(1600, 1000)
         if interactive:  # the reader's own layout comes back (not in tests or screenshots)
             geometry = self.settings.value("window/geometry")
