@@ -304,13 +304,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._worker.volume_loaded.connect(self._on_volume_loaded)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(lambda: self.statusBar().showMessage("Loading cancelled", 5000))
+        # A bound slot, not a lambda: a lambda ran in the worker's thread and touched the status
+        # bar from there (Qt: "Cannot create children for a parent in a different thread").
+        self._worker.cancelled.connect(self._on_load_cancelled)
         self.progress.setValue(0)
         self.progress.setFormat("Opening… %p%")
         self.progress.show()
         self.cancel_button.show()
         self._thread = start_worker(self, self._worker)
         self._thread.finished.connect(self._on_worker_done)
+
+    def _on_load_cancelled(self) -> None:
+        self.statusBar().showMessage("Loading cancelled", 5000)
 
     def cancel_loading(self) -> None:
         if self._worker is not None:
@@ -562,11 +567,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error("The read is still being saved.")
             return None
         worker = SaveWorker(s, folder, self.forms.form(), self.forms.require_fibrosis)
-        result: dict[str, Any] = {}
-        worker.saved.connect(lambda out: result.setdefault("out", out))
         worker.saved.connect(self._on_saved)
-        worker.failed.connect(lambda m: self.show_error(f"The read was not saved: {m}"))
-        worker.failed.connect(self.save_failed)
+        worker.failed.connect(self._on_save_failed)  # a bound slot: runs in the GUI thread
         self.controller.busy = "the read is being saved"
         self.progress.setRange(0, 0)  # busy: the core's save reports no fractions
         self.progress.setFormat("Saving the read…")
@@ -583,7 +585,11 @@ class MainWindow(QtWidgets.QMainWindow):
             QtCore.QCoreApplication.sendPostedEvents(self)
             if self._saver is not None and self._saver[0] is thread:
                 self._on_save_done()
-        return result.get("out")
+        return worker.out if wait else None
+
+    def _on_save_failed(self, message: str) -> None:
+        self.show_error(f"The read was not saved: {message}")
+        self.save_failed.emit(message)
 
     def _on_saved(self, out: Path) -> None:
         self.last_read_folder = out

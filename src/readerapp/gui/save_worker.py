@@ -31,6 +31,7 @@ class SaveWorker(QtCore.QObject):
         self.form = form
         self.require_fibrosis = require_fibrosis
         self.seconds = 0.0
+        self.out: Path | None = None  # the read folder, once saved
 
     @QtCore.Slot()
     def run(self) -> None:
@@ -44,7 +45,8 @@ class SaveWorker(QtCore.QObject):
             self.failed.emit(f"unexpected error: {exc}")
         else:
             self.seconds = time.perf_counter() - t0
-            self.saved.emit(Path(out))
+            self.out = Path(out)
+            self.saved.emit(self.out)
         finally:
             self.done.emit()
 

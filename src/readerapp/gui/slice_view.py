@@ -121,6 +121,11 @@ class SliceView(QtWidgets.QFrame):
         self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
         self.header = QtWidgets.QLabel(AXIS_NAMES[axis])
         self.header.setObjectName("viewHeader")
+        # The header's text changes with every slice: it must never resize the views (a resize
+        # re-renders every canvas, and the layout would jiggle while scrolling).
+        self.header.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                                  QtWidgets.QSizePolicy.Policy.Fixed)
+        self.header.setMinimumWidth(1)
         self.header.setToolTip(
             f"{AXIS_NAMES[axis]} view: wheel scrolls, right drag zooms, middle drag pans, "
             "double-click maximizes"
