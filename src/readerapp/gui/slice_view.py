@@ -322,13 +322,17 @@ class SliceView(QtWidgets.QFrame):
 
     # --- drawing ----------------------------------------------------------------------------
     def _gray(self, hu2d: np.ndarray) -> np.ndarray:
+        """Grey RGBA pixels (rows, columns, 4) of HU values through the window: one gather of
+        32-bit words from a 65536-entry table (HU as an offset uint16), no float temporaries."""
         key = (self.state.window, self.state.level)
         if self._gray_lut is None or self._lut_key != key:
             w, level = key
             v = np.arange(-32768, 32768, dtype=np.float32)
-            self._gray_lut = np.clip((v - (level - w / 2)) / w * 255.0, 0, 255).astype(np.uint8)
+            g = np.clip((v - (level - w / 2)) / w * 255.0, 0, 255).astype(np.uint32)
+            self._gray_lut = (g | (g << 8) | (g << 16) | np.uint32(0xFF000000)).astype("<u4")
             self._lut_key = key
-        return self._gray_lut[hu2d.astype(np.int32) + 32768]
+        idx = hu2d.view(np.uint16) ^ np.uint16(0x8000)  # -32768 -> 0, 0 -> 32768
+        return self._gray_lut[idx].view(np.uint8).reshape(*hu2d.shape, 4)  # bytes R, G, B, A
 
     def slice_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(HU, labels) of the current slice as drawn: rows bottom-up for VTK, mirrored so the
@@ -367,9 +371,13 @@ class SliceView(QtWidgets.QFrame):
 
     def compose(self) -> np.ndarray:
         """RGB image of the current slice: grey CT, translucent lesions, lung outline."""
+        return self._compose_rgba()[..., :3]
+
+    def _compose_rgba(self) -> np.ndarray:
+        """The slice as RGBA (opaque): what the image actor shows."""
         hu2d, lab2d = self.slice_arrays()
-        g = self._gray(hu2d)
-        rgb = np.repeat(g[:, :, None], 3, axis=2)
+        rgba = self._gray(hu2d)
+        rgb = rgba[..., :3]
         st = self.state
         if st.overlay_visible and self.session is not None:
             a = st.overlay_opacity
@@ -380,7 +388,7 @@ class SliceView(QtWidgets.QFrame):
                     rgb[m] = (rgb[m] * (1 - a) + col * a).astype(np.uint8)
             if st.outline_visible:
                 rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
-        return rgb
+        return rgba
 
     def refresh_cursor(self) -> None:
         """The cursor moved: recompose only if this view's slice changed, else the crosshair.
@@ -466,16 +474,17 @@ class SliceView(QtWidgets.QFrame):
             return
         self._pending = None
         t0 = time.perf_counter()
-        rgb = self.compose()
-        rows, cols = rgb.shape[:2]
+        rgba = self._compose_rgba()
+        rows, cols = rgba.shape[:2]
         sc, sr = self._plane_spacing()
         img = self.image
         if img.GetDimensions() != (cols, rows, 1):
             img.SetDimensions(cols, rows, 1)
         img.SetSpacing(sc, sr, 1.0)
         img.SetOrigin(0.0, 0.0, 0.0)
-        arr = numpy_to_vtk(rgb.reshape(-1, 3), deep=1)
-        arr.SetName("rgb")
+        # No copy: the array is new for every redraw and VTK keeps a reference to it.
+        arr = numpy_to_vtk(rgba.reshape(-1, 4), deep=0)
+        arr.SetName("rgba")
         img.GetPointData().SetScalars(arr)
         img.Modified()
         key = (self.session.labels.shape, self.session.volume.spacing, self._rev_key)
