@@ -172,6 +172,15 @@ def run_event_benchmarks(app, w, labels: np.ndarray, *, n_moves: int = 120,  # t
     out["events_brush_move_cpu_p95_ms"] = _pct(moves_cpu, 95)
     c.set_tool(Tool.NAVIGATE)
     _settle(app)
+    # The stroke's 3D rebuild (throttled, then in a worker thread) finishes first, so its CPU
+    # does not land in the wheel figures.
+    vv = w.volume_view
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and (vv._timer.isActive() or (
+            vv._worker is not None and vv._worker.is_alive())):
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.01)
+    _settle(app)
     # Wheel notches one at a time: event to all three slice views redrawn.
     centre = widget_point((z, labels.shape[1] // 2, labels.shape[2] // 2))
     notch, notch_cpu, renders0 = [], [], counter.n
