@@ -98,6 +98,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
         apply_icons({**self.actions_, **self.display_tools.actions})
         install_help_menu(self)
+        self.help_view.setHtml(help_html({**self.actions_, **self.display_tools.actions}))
+        main_tb = self.findChild(QtWidgets.QToolBar, "mainToolbar")
+        if main_tb is not None:  # icons, and the words beside them for the frequent commands
+            main_tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.setWindowIcon(icon("readerapp"))
         self.resize(1600, 1000)
         if interactive:  # the reader's own layout comes back (not in tests or screenshots)
