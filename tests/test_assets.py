@@ -72,3 +72,19 @@ def test_a_study_replaces_the_fibrosis_texts_but_not_the_features(tmp_path, monk
     f.write_text(json.dumps(base))
     with pytest.raises(FormError, match="must be"):
         load_fibrosis_features(f)
+
+
+def test_a_frozen_bundle_is_found_under_meipass(tmp_path, monkeypatch):
+    """PyInstaller: the spec's datas land in sys._MEIPASS/readerapp/_bundled/."""
+    import importlib.resources
+
+    bundle = tmp_path / "readerapp" / "_bundled"
+    (bundle / "ui").mkdir(parents=True)
+    (bundle / "ui" / "login.ui").write_text("<ui/>")
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    monkeypatch.setattr(importlib.resources, "files", lambda pkg: tmp_path / "nowhere")
+    assets.root.cache_clear()
+    try:
+        assert assets.ui_file("login.ui") == bundle / "ui" / "login.ui"
+    finally:
+        assets.root.cache_clear()
