@@ -591,6 +591,33 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._on_save_done()
         return worker.out if wait else None
 
+    def run_saving(self, fn: Any, message: str = "Saving the read…") -> Any:
+        """Run ``fn`` (a save that must finish before anything else, e.g. into the study
+        database) in a worker thread: the window stays responsive with a busy bar, edits are
+        refused and closing waits, as for :meth:`save_read`. Returns ``fn``'s result or raises
+        its exception here, in the GUI thread."""
+        from .save_worker import CallWorker, start_save
+
+        if self._saver is not None:
+            raise ReaderAppError("the read is still being saved")
+        worker = CallWorker(fn)
+        self.controller.busy = "the read is being saved"
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(message)
+        self.progress.show()
+        self.statusBar().showMessage(message)
+        thread = start_save(self, worker)
+        self._saver = (thread, worker)
+        loop = QtCore.QEventLoop()
+        thread.finished.connect(loop.quit)
+        if thread.isRunning():
+            loop.exec()
+        self._on_save_done()
+        self.statusBar().clearMessage()
+        if worker.error is not None:
+            raise worker.error
+        return worker.result
+
     def _on_save_failed(self, message: str) -> None:
         self.show_error(f"The read was not saved: {message}")
         self.save_failed.emit(message)

@@ -51,10 +51,31 @@ class SaveWorker(QtCore.QObject):
             self.done.emit()
 
 
-def start_save(parent: QtCore.QObject, worker: SaveWorker) -> QtCore.QThread:
+def start_save(parent: QtCore.QObject, worker: SaveWorker | CallWorker) -> QtCore.QThread:
     thread = QtCore.QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     worker.done.connect(thread.quit)
     thread.start()
     return thread
+
+
+class CallWorker(QtCore.QObject):
+    """Runs one call (a study database save) in a worker thread; ``result`` or ``error``."""
+
+    done = QtCore.Signal()
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    @QtCore.Slot()
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # noqa: BLE001 (handed back to the GUI thread, re-raised there)
+            self.error = exc
+        finally:
+            self.done.emit()
