@@ -349,6 +349,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for v in self.slice_views:
             v._geometry_key = None
         self.refresh_views()
+        for v in self.slice_views:
+            v.sync()  # drawn now: ``first_image`` means the CT is on screen
         self.first_image.emit()
 
     def _on_failed(self, message: str) -> None:
