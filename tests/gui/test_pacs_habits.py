@@ -41,6 +41,24 @@ def test_image_numbers_and_navigation_as_on_the_pacs(make_window, open_scan, ser
     assert w.state.cursor[0] == 0
     tools.actions["slice_last"].trigger()
     assert w.state.cursor[0] == nz - 1
+    # Ctrl+G asks for the number a colleague quotes.
+    from PySide6 import QtWidgets
+
+    orig = QtWidgets.QInputDialog.getInt
+    QtWidgets.QInputDialog.getInt = staticmethod(lambda *a, **k: (7, True))
+    try:
+        tools.actions["go_to_image"].trigger()
+    finally:
+        QtWidgets.QInputDialog.getInt = orig
+    assert w.state.cursor[0] == nz - 7 and "Im 7 " in axial.header.text()
+    # Crosshair off: an axial step leaves the other views as they are (no render at all).
+    tools.actions["crosshair_toggle"].trigger()
+    qtbot.wait(20)
+    before = [v.renders for v in w.slice_views]
+    w.state.step_slice(0, 1)
+    qtbot.wait(20)
+    assert [v.renders - b for v, b in zip(w.slice_views, before, strict=True)] == [1, 0, 0]
+    tools.actions["crosshair_toggle"].trigger()
     # Cine loops through the slices and pauses.
     tools.actions["cine"].setChecked(True)
     qtbot.waitUntil(lambda: w.state.cursor[0] not in (nz - 1,), timeout=3000)

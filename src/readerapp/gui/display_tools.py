@@ -19,6 +19,8 @@ LAYOUTS = ("2x2", "1+3", "1x1")
 SPECS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
     "slice_first": ("First slice", ("Home",), "First slice of the active view", False),
     "slice_last": ("Last slice", ("End",), "Last slice of the active view", False),
+    "go_to_image": ("Go to image…", ("Ctrl+G",),
+                    "Show an image by its PACS number (DICOM InstanceNumber)", False),
     "cine": ("Cine", ("P",), "Play or pause through the slices of the active view", True),
     "preset_bone": ("Bone window", ("Shift+B",), "Window 2000, level 400", False),
     "preset_scan": ("Scan's window", ("Shift+D",),
@@ -65,6 +67,7 @@ class DisplayTools(QtCore.QObject):
         a["slice_first"].triggered.connect(lambda: self.go_to_end(first=True))
         a["slice_last"].triggered.connect(lambda: self.go_to_end(first=False))
         a["cine"].toggled.connect(self.set_cine)
+        a["go_to_image"].triggered.connect(self.ask_image)
         a["preset_bone"].triggered.connect(lambda: st.preset("bone"))
         a["preset_scan"].triggered.connect(self.scan_window)
         a["crosshair_toggle"].toggled.connect(lambda v: st.set_display(crosshair=v))
@@ -89,8 +92,16 @@ class DisplayTools(QtCore.QObject):
         tb.addWidget(self.window_edit)
         tb.addWidget(QtWidgets.QLabel(" L "))
         tb.addWidget(self.level_edit)
-        for n in ("preset_bone", "preset_scan", None, "crosshair_toggle", "cine", None):
+        for n in ("preset_bone", "preset_scan", None, "crosshair_toggle", "cine"):
             tb.addSeparator() if n is None else tb.addAction(self.actions[n])
+        self.cine_spin = QtWidgets.QSpinBox()
+        self.cine_spin.setRange(1, 30)
+        self.cine_spin.setValue(self.cine_fps)
+        self.cine_spin.setSuffix(" img/s")
+        self.cine_spin.setToolTip("Cine speed (images per second)")
+        self.cine_spin.valueChanged.connect(self.set_cine_fps)
+        tb.addWidget(self.cine_spin)
+        tb.addSeparator()
         self.slab_combo = QtWidgets.QComboBox()
         for text, mode in (("Slab off", "off"), ("MIP", "mip"), ("MinIP", "minip")):
             self.slab_combo.addItem(text, mode)
@@ -118,7 +129,7 @@ class DisplayTools(QtCore.QObject):
         if view is None:
             view = self.w.menuBar().addMenu("&View")
         view.addSeparator()
-        for n in ("slice_first", "slice_last", "cine", None, "preset_bone", "preset_scan",
+        for n in ("go_to_image", "slice_first", "slice_last", "cine", None, "preset_bone", "preset_scan",
                   "crosshair_toggle", None, *(f"layout_{n}" for n in LAYOUTS)):
             view.addSeparator() if n is None else view.addAction(self.actions[n])
 
@@ -165,6 +176,24 @@ class DisplayTools(QtCore.QObject):
         c = list(self.state.cursor)
         c[0] = z
         self.state.set_cursor(c)
+
+    def ask_image(self) -> None:
+        """Ctrl+G: type the image number a colleague or the PACS quotes."""
+        display = self.w.controller.display
+        if display is None:
+            return
+        from ..slicenum import instance_numbers
+
+        nums = instance_numbers(display.volume) or list(range(1, display.volume.shape[0] + 1))
+        n, ok = QtWidgets.QInputDialog.getInt(self.w, "Go to image", "Image number (as on the PACS):",
+                                              nums[self.state.cursor[0]], min(nums), max(nums))
+        if ok:
+            self.go_to_image(n)
+
+    def set_cine_fps(self, fps: int) -> None:
+        self.cine_fps = int(fps)
+        if self.cine_timer.isActive():
+            self.cine_timer.start(int(1000 / max(self.cine_fps, 1)))
 
     def set_cine(self, on: bool) -> None:
         if on and self.w.controller.display is not None:

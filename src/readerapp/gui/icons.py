@@ -18,7 +18,7 @@ ACTION_ICONS = {
     "preset_bone": "bone", "preset_scan": "scan_window", "help": "help", "cine": "cine",
     "crosshair_toggle": "crosshair", "slice_first": "slice_first", "slice_last": "slice_last",
     "layout_2x2": "layout_2x2", "layout_1+3": "layout_1+3", "layout_1x1": "layout_1x1",
-    "maximize": "maximize", "interpolate": "interpolate", "overlay_toggle": "overlay",
+    "maximize": "maximize", "go_to_image": "go_to_image", "interpolate": "interpolate", "overlay_toggle": "overlay",
 }
 
 #: Help menu entries: (title, page under resources/help/).

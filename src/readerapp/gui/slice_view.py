@@ -397,7 +397,11 @@ class SliceView(QtWidgets.QFrame):
         notches or cursor moves queued behind a redraw collapses into one render."""
         if self.session is None:
             return
-        self.schedule(full=self.state.cursor[self.axis] != self._shown_slice)
+        full = self.state.cursor[self.axis] != self._shown_slice
+        if not full and not self.state.crosshair_visible:
+            self.update_header()
+            return  # nothing on this view moved: no render at all
+        self.schedule(full=full)
 
     def schedule(self, full: bool = True) -> None:
         """Redraw once control returns to the event loop, however often this is called before.
