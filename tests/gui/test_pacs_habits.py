@@ -115,7 +115,14 @@ def test_window_level_presets_crosshair_slab_scale_bar_and_layouts(make_window, 
     tools.actions["layout_1x1"].trigger()
     qtbot.wait(50)
     assert [v.isVisible() for v in w.views] == [False, True, False, False]
+    before = [v.renders for v in w.slice_views]
+    w.state.step_slice(1, 1)  # scrolling the one view shown draws only that view
+    qtbot.wait(30)
+    assert [v.renders - b for v, b in zip(w.slice_views, before, strict=True)] == [0, 1, 0]
     tools.actions["layout_2x2"].trigger()
     qtbot.wait(50)
     assert all(v.isVisible() for v in w.views)
     assert abs(axial.width() - w.slice_views[1].width()) <= 2
+    # The views hidden meanwhile draw what they missed when shown again.
+    qtbot.waitUntil(lambda: all(v._pending is None for v in w.slice_views), timeout=3000)
+    assert w.slice_views[2]._shown_slice == w.state.cursor[2]

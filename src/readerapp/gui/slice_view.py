@@ -418,6 +418,8 @@ class SliceView(QtWidgets.QFrame):
 
     def sync(self) -> None:
         """Do the redraw scheduled, if any (also before the pixels are read back)."""
+        if self._pending is not None and not self.isVisible():
+            return  # hidden (1x1 layout, another view maximized): drawn when shown again
         pending, self._pending = self._pending, None
         if pending is None or self.session is None:
             return
@@ -475,6 +477,9 @@ class SliceView(QtWidgets.QFrame):
 
     def refresh(self, render: bool = True) -> None:
         if self.session is None:
+            return
+        if render and not self.isVisible():
+            self._pending = "full"  # hidden: composed and drawn when shown (showEvent)
             return
         self._pending = None
         t0 = time.perf_counter()
@@ -558,6 +563,11 @@ class SliceView(QtWidgets.QFrame):
             return
         self._brush_cursor_key = key
         self.canvas.setCursor(brush_cursor(*key))
+
+    def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802
+        super().showEvent(ev)
+        if self._pending is not None:
+            QtCore.QTimer.singleShot(0, self.sync)
 
     # --- mouse ------------------------------------------------------------------------------
     def eventFilter(self, obj, ev) -> bool:  # type: ignore[no-untyped-def]  # noqa: N802
