@@ -203,19 +203,22 @@ def test_brush_outline_shows_sphere_and_hu_limited_and_goes_with_the_tool(make_w
                                QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.NoButton,
                                QtCore.Qt.KeyboardModifier.NoModifier)
         QtWidgets.QApplication.sendEvent(axial.canvas, ev)
-        actor = axial.brush_actor
-        poly = actor.GetMapper().GetInput()
-        rgb = tuple(round(c * 255) for c in actor.GetProperty().GetColor())
-        return bool(actor.GetVisibility()), rgb, poly.GetNumberOfLines()
+        style = axial.brush_shown_style  # the brush outline is the mouse cursor, in this style
+        cursor = axial.canvas.cursor()
+        bitmap = cursor.shape() is QtCore.Qt.CursorShape.BitmapCursor
+        return bitmap, style.rgb, style.dashed
 
-    assert hover() == (True, COLOURS["brush"], 48)  # disk: white, solid
+    assert hover() == (True, COLOURS["brush"], False)  # disk: white, solid
     w.actions_["opt_sphere"].trigger()
-    assert hover() == (True, COLOURS["brush_sphere"], 48)  # sphere: orange
+    assert hover() == (True, COLOURS["brush_sphere"], False)  # sphere: orange
     w.actions_["opt_hu_limited"].trigger()
-    assert hover() == (True, COLOURS["brush_sphere"], 24)  # HU-limited: dashed
+    assert hover() == (True, COLOURS["brush_sphere"], True)  # HU-limited: dashed
+    assert axial._brush_cursor_key[-1] == axial.brush_shown_style  # the cursor drawn in that style
     assert "3D sphere, HU-limited" in w.statusBar().currentMessage()
     w.actions_["tool_fill"].trigger()  # no mouse move: the outline goes with the tool change
-    assert not axial.brush_actor.GetVisibility()
+    from PySide6 import QtCore
+
+    assert axial.canvas.cursor().shape() is QtCore.Qt.CursorShape.CrossCursor
 
 
 def test_fill_between_slices_forgets_an_undone_stroke_and_erases_when_erased(make_window, qtbot):

@@ -72,6 +72,15 @@ class EditController(QtCore.QObject):
         self.measure = MeasureController(self)
         #: Seconds from each brush event to updated endpoints (for the benchmark and the HUD).
         self.event_latencies: list[float] = []
+        #: Why edits are refused just now (e.g. the read is being saved), or None.
+        self.busy: str | None = None
+
+    def _refuse(self) -> bool:
+        """True (and a message) while edits are refused."""
+        if self.busy is None:
+            return False
+        self.message.emit(f"Not now: {self.busy}")
+        return True
 
     def show_preview(self, volume) -> None:  # type: ignore[no-untyped-def]
         """Show a CT before its label map exists (nothing can be edited yet)."""
@@ -148,7 +157,7 @@ class EditController(QtCore.QObject):
 
     # --- brush ------------------------------------------------------------------------------
     def begin_paint(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]
-        if self.session is None:
+        if self.session is None or self._refuse():
             return
         self.end_paint()  # a stroke left open must end as its own step, never be split later
         st = self.settings
@@ -181,7 +190,7 @@ class EditController(QtCore.QObject):
 
     # --- one-click tools --------------------------------------------------------------------
     def click_tool(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]
-        if self.session is None:
+        if self.session is None or self._refuse():
             return
         if self.pending is not None:  # a second click inside the preview applies it
             inside = self._pending_contains(zyx)
@@ -196,6 +205,8 @@ class EditController(QtCore.QObject):
             self._remove(axis, zyx)
 
     def _fill(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]
+        if self._refuse():
+            return
         s = self.session
         assert s is not None
         st = self.settings
@@ -219,6 +230,8 @@ class EditController(QtCore.QObject):
         s.editor.apply_mode(idx, mode, opts, name=f"fill {mode.value}")
 
     def _remove(self, axis: int, zyx) -> None:  # type: ignore[no-untyped-def]
+        if self._refuse():
+            return
         s = self.session
         assert s is not None
         if self.settings.remove_3d:
@@ -291,7 +304,7 @@ class EditController(QtCore.QObject):
     def apply_pending(self) -> Edit | None:
         """Apply the previewed edit (asking first when it is larger than the reader's limit)."""
         plan, s = self.pending, self.session
-        if plan is None or s is None:
+        if plan is None or s is None or self._refuse():  # kept pending while a save runs
             return None
         ml = plan.volume_ml(s.volume.voxel_volume_ml)
         if ml > self.settings.confirm_ml and not self.confirm(
@@ -318,7 +331,7 @@ class EditController(QtCore.QObject):
     def interpolate(self) -> None:
         """Fill between the last two slices painted in the same view with the same label: only the
         object painted, only plain lung gets the label (or, erasing, only that object is erased)."""
-        if self.session is None:
+        if self.session is None or self._refuse():
             return
         last = self._keys[-1] if self._keys else None
         other = None
@@ -346,9 +359,9 @@ class EditController(QtCore.QObject):
             self.message.emit(f"Fill between slices {lo + 1} and {hi + 1}: nothing to change")
 
     def undo(self) -> None:
-        if self.session is not None and self.session.editor.undo() is None:
+        if self.session is not None and not self._refuse() and self.session.editor.undo() is None:
             self.message.emit("Nothing to undo")
 
     def redo(self) -> None:
-        if self.session is not None and self.session.editor.redo() is None:
+        if self.session is not None and not self._refuse() and self.session.editor.redo() is None:
             self.message.emit("Nothing to redo")

@@ -18,8 +18,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..editing.session import LabelOrigin, ReadingSession
 from ..errors import ReaderAppError
+from ..slicenum import image_label
 from .actions import MODES, TOOLS, TypingGuard, build_actions
-from .brush_style import brush_style, shows_brush
+from .brush_style import brush_style
 from .controller import EditController
 from .densitometry_panel import DensitometryPanel
 from .forms_panel import FormsPanel
@@ -56,6 +57,8 @@ class MainWindow(QtWidgets.QMainWindow):
     session_ready = QtCore.Signal()
     first_image = QtCore.Signal()  # the CT is drawn (segmentation may still be running)
     load_failed = QtCore.Signal(str)
+    read_saved = QtCore.Signal(object)  # the read folder, once written
+    save_failed = QtCore.Signal(str)
 
     def __init__(
         self,
@@ -94,6 +97,8 @@ class MainWindow(QtWidgets.QMainWindow):
             app.installEventFilter(self._typing_guard)
         self._thread: QtCore.QThread | None = None
         self._worker: LoadWorker | None = None
+        self._saver: tuple[QtCore.QThread, Any] | None = None
+        self._close_after_save = False
         self._dirty: set[int] = set()
         self._flush_pending = False
         self.active_axis = 0  # the slice view the arrow keys scroll
@@ -120,6 +125,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         self._build_statusbar()
         self._connect()
+        self.notes: list[str] = []  # informational messages (tests read them)
+        from .display_tools import DisplayTools
+
+        self.display_tools = DisplayTools(self)  # PACS habits: cine, slab, layouts, W/L typed
+        from .icons import apply_icons, icon, install_help_menu
+
+        apply_icons({**self.actions_, **self.display_tools.actions})
+        install_help_menu(self)
+        self.help_view.setHtml(help_html({**self.actions_, **self.display_tools.actions}))
+        main_tb = self.findChild(QtWidgets.QToolBar, "mainToolbar")
+        if main_tb is not None:  # icons, and the words beside them for the frequent commands
+            main_tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.setWindowIcon(icon("readerapp"))
         self.resize(1600, 1000)
         if interactive:  # the reader's own layout comes back (not in tests or screenshots)
             geometry = self.settings.value("window/geometry")
@@ -328,6 +346,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._thread is not None:
             self.show_error("A scan is still loading; cancel it first.")
             return
+        if self._saver is not None:
+            self.show_error("The read is still being saved.")
+            return
         s = self.controller.session
         if self.interactive and s is not None and not self._may_leave(s, "Open the other scan anyway?"):
             return
@@ -341,13 +362,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._worker.volume_loaded.connect(self._on_volume_loaded)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(lambda: self.statusBar().showMessage("Loading cancelled", 5000))
+        # A bound slot, not a lambda: a lambda ran in the worker's thread and touched the status
+        # bar from there (Qt: "Cannot create children for a parent in a different thread").
+        self._worker.cancelled.connect(self._on_load_cancelled)
         self.progress.setValue(0)
         self.progress.setFormat("Opening… %p%")
         self.progress.show()
         self.cancel_button.show()
         self._thread = start_worker(self, self._worker)
         self._thread.finished.connect(self._on_worker_done)
+
+    def _on_load_cancelled(self) -> None:
+        self.statusBar().showMessage("Loading cancelled", 5000)
 
     def cancel_loading(self) -> None:
         if self._worker is not None:
@@ -377,6 +403,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for v in self.slice_views:
             v._geometry_key = None
         self.refresh_views()
+        for v in self.slice_views:
+            v.sync()  # drawn now: ``first_image`` means the CT is on screen
         self.first_image.emit()
 
     def _on_failed(self, message: str) -> None:
@@ -531,7 +559,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.controller.display is None:
             return
         for v in self.slice_views:
-            v.refresh()
+            v.schedule(full=True)  # one redraw per view, however many changes come first
         self._update_wl()
 
     def _on_cursor_changed(self) -> None:
@@ -584,12 +612,8 @@ class MainWindow(QtWidgets.QMainWindow):
         a = self.actions_
         a[TOOL_ACTIONS[st.tool]].setChecked(True)
         a[MODE_ACTIONS[st.mode]].setChecked(True)
-        shape = (QtCore.Qt.CursorShape.ArrowCursor if st.tool.value == "navigate"
-                 else QtCore.Qt.CursorShape.CrossCursor)
         for v in self.slice_views:
-            v.canvas.setCursor(shape)
-            if not shows_brush(st):  # another tool: the brush outline goes at once
-                v.show_brush(None)
+            v.update_tool_cursor()
         self.tools_panel.sync()
         self.statusBar().showMessage(
             f"Tool: {st.tool.value}, label: {st.mode.value}, brush {st.radius_mm:g} mm "
@@ -603,7 +627,11 @@ class MainWindow(QtWidgets.QMainWindow):
         z, y, x = zyx
         hu = int(s.volume.hu[z, y, x])
         lab = LABEL_NAMES.get(int(s.labels[z, y, x]), "?")
-        self.pos_label.setText(f"x {x}  y {y}  slice {z + 1}/{s.labels.shape[0]}   {hu} HU   {lab}")
+        self.pos_label.setText(f"x {x}  y {y}  {image_label(s.volume, z)}   {hu} HU   {lab}")
+
+    def go_to_image(self, number: int) -> None:
+        """Show image ``number`` as the PACS numbers it (DICOM InstanceNumber)."""
+        self.display_tools.go_to_image(number)
 
     def _update_wl(self) -> None:
         self.wl_label.setText(f"W {self.state.window:.0f}  L {self.state.level:.0f}")
@@ -624,11 +652,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         for v in self.slice_views:
             v.fit()
-            v.canvas.render_now()
+            v.schedule(full=False)
         self.volume_view.reset()
 
     # --- saving and errors ------------------------------------------------------------------
-    def save_read(self, folder: str | Path | None = None) -> Path | None:
+    def save_read(self, folder: str | Path | None = None, *, wait: bool | None = None) -> Path | None:
+        """Save the read in the background (:mod:`.save_worker`). ``wait`` (default: when not
+        interactive) returns the folder once saved; otherwise ``read_saved`` tells."""
         s = self.controller.session
         if s is None:
             return None
@@ -646,15 +676,92 @@ class MainWindow(QtWidgets.QMainWindow):
             if not d:
                 return None
             folder = d
-        try:
-            out = s.save(folder, self.forms.form(), require_fibrosis=self.forms.require_fibrosis)
-        except (ReaderAppError, OSError) as exc:
-            self.show_error(f"The read was not saved: {exc}")
+        return self._save_in_background(s, folder, wait=not self.interactive if wait is None else wait)
+
+    def _save_in_background(self, s: ReadingSession, folder: str | Path, *, wait: bool) -> Path | None:
+        """Save in a worker thread with a busy progress bar; edits and closing wait for it.
+        ``wait``: return only when saved (a local event loop keeps the window responsive)."""
+        from .save_worker import SaveWorker, start_save
+
+        if self._saver is not None:
+            self.show_error("The read is still being saved.")
             return None
-        self.last_read_folder = Path(out)
+        worker = SaveWorker(s, folder, self.forms.form(), self.forms.require_fibrosis)
+        worker.saved.connect(self._on_saved)
+        worker.failed.connect(self._on_save_failed)  # a bound slot: runs in the GUI thread
+        self.controller.busy = "the read is being saved"
+        self.progress.setRange(0, 0)  # busy: the core's save reports no fractions
+        self.progress.setFormat("Saving the read…")
+        self.progress.show()
+        self.statusBar().showMessage("Saving the read…")
+        self._saver = (start_save(self, worker), worker)
+        thread = self._saver[0]
+        thread.finished.connect(self._on_save_done)
+        if wait:
+            loop = QtCore.QEventLoop()
+            thread.finished.connect(loop.quit)
+            if thread.isRunning():
+                loop.exec()
+            QtCore.QCoreApplication.sendPostedEvents(self)
+            if self._saver is not None and self._saver[0] is thread:
+                self._on_save_done()
+        return worker.out if wait else None
+
+    def run_saving(self, fn: Any, message: str = "Saving the read…") -> Any:
+        """Run ``fn`` (a save that must finish before anything else, e.g. into the study
+        database) in a worker thread: the window stays responsive with a busy bar, edits are
+        refused and closing waits, as for :meth:`save_read`. Returns ``fn``'s result or raises
+        its exception here, in the GUI thread."""
+        from .save_worker import CallWorker, start_save
+
+        if self._saver is not None:
+            raise ReaderAppError("the read is still being saved")
+        worker = CallWorker(fn)
+        self.controller.busy = "the read is being saved"
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(message)
+        self.progress.show()
+        self.statusBar().showMessage(message)
+        thread = start_save(self, worker)
+        self._saver = (thread, worker)
+        loop = QtCore.QEventLoop()
+        thread.finished.connect(loop.quit)
+        if thread.isRunning():
+            loop.exec()
+        self._on_save_done()
+        self.statusBar().clearMessage()
+        if worker.error is not None:
+            raise worker.error
+        return worker.result
+
+    def _on_save_failed(self, message: str) -> None:
+        self.show_error(f"The read was not saved: {message}")
+        self.save_failed.emit(message)
+
+    def _on_saved(self, out: Path) -> None:
+        self.last_read_folder = Path(out)  # never written to the settings (privacy)
         self.statusBar().showMessage(f"Read saved to {out}", 8000)
         self._report_journal_error()
-        return out
+        self.read_saved.emit(out)
+
+    def _on_save_done(self) -> None:
+        if self._saver is None:
+            return
+        thread, _worker = self._saver
+        thread.wait(5000)
+        thread.deleteLater()
+        self._saver = None
+        self.controller.busy = None
+        self.progress.setRange(0, 1000)
+        if self._thread is None:
+            self.progress.hide()
+        if self._close_after_save:
+            self._close_after_save = False
+            QtCore.QTimer.singleShot(0, self.close)
+
+    @property
+    def saving(self) -> bool:
+        return self._saver is not None
 
     def _may_leave(self, s: ReadingSession, question: str) -> bool:
         """Ask before leaving a read with unsaved edits (kept in the journal) or unsaved rulers
@@ -687,6 +794,15 @@ class MainWindow(QtWidgets.QMainWindow):
             QtWidgets.QMessageBox.critical(self, "ReaderApp", message)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        if self._saver is not None:  # never close under a save: the read must be complete
+            if self.interactive:
+                self.statusBar().showMessage("The read is being saved; the window closes when "
+                                             "it is done.", 10000)
+                self._close_after_save = True
+                ev.ignore()
+                return
+            self._saver[0].wait()
+            self._on_save_done()
         s = self.controller.session
         if self.interactive and s is not None and not self._may_leave(s, "Close anyway?"):
             ev.ignore()
@@ -700,6 +816,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._thread.wait(10000)
         if self.controller.session is not None:
             self.controller.session.close()
+        self.volume_view.shutdown()  # a surface build in its worker thread ends first
         for v in self.views:
             v.canvas.Finalize()
         super().closeEvent(ev)

@@ -70,6 +70,9 @@ class ViewState(QtCore.QObject):
         self.overlay_visible = True
         self.overlay_opacity = 0.45
         self.outline_visible = True
+        self.crosshair_visible = True
+        self.slab_mode = "off"  # "off", "mip" (maximum) or "minip" (minimum intensity projection)
+        self.slab_mm = 10.0  # thickness of the slab, centred on the cursor's slice
 
     def reset(self, shape: tuple[int, int, int]) -> None:
         self.shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
@@ -93,6 +96,18 @@ class ViewState(QtCore.QObject):
 
     def preset(self, name: str) -> None:
         self.set_window(*PRESETS[name])
+
+    def set_display(self, *, crosshair: bool | None = None, slab_mode: str | None = None,
+                    slab_mm: float | None = None) -> None:
+        if crosshair is not None:
+            self.crosshair_visible = crosshair
+        if slab_mode is not None:
+            if slab_mode not in ("off", "mip", "minip"):
+                raise ValueError(f"unknown slab mode {slab_mode!r}")
+            self.slab_mode = slab_mode
+        if slab_mm is not None:
+            self.slab_mm = max(float(slab_mm), 0.0)
+        self.display_changed.emit()
 
     def set_overlay(self, visible: bool | None = None, opacity: float | None = None,
                     outline: bool | None = None) -> None:

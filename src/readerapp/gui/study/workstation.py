@@ -248,10 +248,14 @@ class StudyWorkstation(QtCore.QObject):
                                   "Your read is signed. Saving makes a new version; why?")
                 if not reason:
                     return None
-            info = self.service.save_read(self.actor, self.code, session.labels.copy(),
-                                          self.window.forms.form(), reason=reason,
-                                          source=session.source,
-                                          measurements=list(session.measurements))
+            labels, form, code = session.labels.copy(), self.window.forms.form(), self.code
+            source, measurements = session.source, list(session.measurements)
+            # In a worker thread: the window stays responsive (busy bar) while the database and
+            # the study files are written; edits and closing wait for it.
+            info = self.window.run_saving(
+                lambda: self.service.save_read(self.actor, code, labels, form, reason=reason,
+                                               source=source, measurements=measurements),
+                "Saving the read to the study…")
         except ReaderAppError as exc:
             self._error(str(exc))
             return None
