@@ -301,3 +301,32 @@ def test_closing_with_unsaved_measurements_asks(make_window, qtbot, monkeypatch,
         cb.setCurrentIndex(cb.findData(i % 6))
     assert w.save_read(tmp_path / "read") is not None
     assert not s.unsaved_measurements
+
+
+def test_previewed_edits_wait_while_the_read_is_being_saved(make_window, qtbot):
+    """While a save runs (controller busy) a preview is neither applied nor replaced, and fills,
+    removes and fill-between-slices are refused with a message; afterwards it applies."""
+    from readerapp.gui.state import Tool
+
+    w = make_window()
+    s = _session(w)
+    s.labels[2:10, 20:30, 20:30] = Label.GGO
+    before = s.labels.copy()
+    w.controller.set_tool(Tool.REMOVE)
+    w.actions_["opt_remove_3d"].setChecked(True)
+    w.state.set_cursor((5, 25, 25))
+    axial = w.slice_views[0]
+    drag(qtbot, axial, [(5, 25, 25)])
+    plan = w.controller.pending
+    assert plan is not None and len(plan) == 800
+    w.controller.busy = "the read is being saved"
+    assert w.controller.apply_pending() is None
+    assert w.controller.pending is plan and np.array_equal(s.labels, before)
+    assert "Not now" in w.statusBar().currentMessage()
+    w.controller._fill(0, (5, 25, 25))
+    w.controller._remove(0, (5, 25, 25))
+    w.controller.interpolate()
+    assert w.controller.pending is plan and np.array_equal(s.labels, before)
+    w.controller.busy = None
+    w.controller.apply_pending()
+    assert (s.labels == Label.GGO).sum() == 0
