@@ -7,11 +7,40 @@ tests that need it skip with the reason where it is absent, so a fresh clone sti
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: Environment variables that point the program (and Qt, platformdirs) at the user's folders.
+_USER_DIR_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME",
+                  "READERAPP_CONFIG_DIR", "READERAPP_DATA_DIR", "APPDATA", "LOCALAPPDATA")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_folders(tmp_path_factory, monkeypatch):
+    """No test reads or writes the real user's home, settings or data folders.
+
+    HOME, the XDG folders and ReaderApp's own overrides all point into a fresh temporary folder;
+    the GUI conftest also points Qt's QSettings there. ``tests/test_isolation.py`` proves it.
+    """
+    home = tmp_path_factory.mktemp("home")
+    for var in _USER_DIR_VARS:
+        sub = {"HOME": "", "XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share",
+               "XDG_CACHE_HOME": ".cache", "XDG_STATE_HOME": ".local/state",
+               "READERAPP_CONFIG_DIR": "readerapp-config", "READERAPP_DATA_DIR": "readerapp-data",
+               "APPDATA": "AppData/Roaming", "LOCALAPPDATA": "AppData/Local"}[var]
+        monkeypatch.setenv(var, str(home / sub) if sub else str(home))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", os.environ.get("NUMBA_CACHE_DIR") or str(home / ".numba"))
+    if "PySide6.QtCore" in sys.modules:  # Qt caches its folders: point QSettings here too
+        from PySide6 import QtCore
+
+        for fmt in (QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Format.IniFormat):
+            for scope in (QtCore.QSettings.Scope.UserScope, QtCore.QSettings.Scope.SystemScope):
+                QtCore.QSettings.setPath(fmt, scope, str(home / "qsettings" / scope.name))
+    yield home
 
 
 def shared_data_dir() -> Path | None:

@@ -24,3 +24,27 @@ def test_bench_json_on_a_tiny_case():
     assert res["densitometry"]["numpy_ms"] > 0
     assert res["brush_stroke"]["strokes"] == 200 and res["brush_stroke"]["p95_ms"] > 0
     assert res["segmentation"]["stages_s"]
+
+
+def test_bench_gui_events_on_a_tiny_case(tmp_path):
+    """The workstation part drives the real window through Qt mouse and wheel events."""
+    import os
+
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    for k in ("LD_LIBRARY_PATH", "LP_NUM_THREADS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    r = subprocess.run(
+        [sys.executable, "-m", "readerapp.bench", "--json", "--gui-only", "--gui-slices", "24",
+         "--size", "96", "--no-segmentation"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    g = json.loads(r.stdout)["gui"]
+    assert "skipped" not in g, g
+    for k in ("events_brush_move_to_redrawn_slice_p95_ms", "events_wheel_notch_to_redrawn_views_p95_ms",
+              "events_20_queued_wheel_notches_ms"):
+        assert g[k] > 0, k
+    assert g["events_renders_per_hover"] == 0
+    assert g["events_renders_for_20_queued_notches"] <= 3

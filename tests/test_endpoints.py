@@ -224,7 +224,7 @@ def test_statuses_are_enums_with_the_stored_strings() -> None:
     assert [s.value for s in ReadKind] == ["read", "adjudication"]
     assert [s.value for s in WorklistStatus] == ["new", "in progress", "signed"]
     assert [s.value for s in AdjudicationState] == ["pending", "adjudicated"]
-    assert [s.value for s in catalogue.SegmentationSource] == ["auto", "corrected"]
+    assert [s.value for s in catalogue.SegmentationSource] == ["auto", "loaded", "corrected"]
     assert CaseStatus("discordant") is CaseStatus.DISCORDANT and CaseStatus.READING == "reading"
     assert json.dumps({"s": CaseStatus.ADJUDICATED}) == '{"s": "adjudicated"}'
 

@@ -49,13 +49,16 @@ def test_round_trip_and_json_shape():
 def test_missing_total_patient_level():
     blank = ReadForm.blank(True)
     assert len(blank.missing(require_fibrosis=True)) == 5 + 25
-    assert blank.missing(require_fibrosis=False) == [f"severity {lobe}" for lobe in LOBES]
+    assert blank.missing(require_fibrosis=False) == [f"Severity {lobe}" for lobe in LOBES]
+    # Named as the form shows them: the feature's title, not its key.
+    fib = blank.missing(require_fibrosis=True)[5:]
+    assert fib[0] == f"{FIBROSIS_FEATURES[0].title}, RUL" and not any("_" in m for m in fib)
     assert len(ReadForm.blank(False).missing(require_fibrosis=True)) == 30
     form = _complete(True)
     assert form.missing(require_fibrosis=True) == []
     assert form.severity_total() == 10
     form.severity["LLL"] = None
-    assert form.missing(True) == ["severity LLL"] and form.severity_total() == 6
+    assert form.missing(True) == ["Severity LLL"] and form.severity_total() == 6
     pl = form.fibrosis_patient_level()
     assert pl["honeycombing"] is True and sum(pl.values()) == 1
     assert ReadForm.blank(False).fibrosis_patient_level() == dict.fromkeys(FEATURE_KEYS, False)

@@ -27,7 +27,8 @@ class AnalysisResult:
     labels: np.ndarray
     endpoints: Endpoints
     backend: str
-    #: AUTO (the segmentation as proposed) or CORRECTED (a label map given by a reader).
+    #: AUTO (the segmentation as proposed), LOADED (a label map opened, not edited) or
+    #: CORRECTED (a label map edited or given by a reader).
     segmentation_source: SegmentationSource
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

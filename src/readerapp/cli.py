@@ -18,7 +18,7 @@ from .errors import ReaderAppError
 
 #: Modules under ``readerapp.commands`` that each define ``register(subparsers)``; a missing one
 #: (an optional part not installed) is skipped.
-COMMAND_MODULES = ("core", "view", "study", "pacs")
+COMMAND_MODULES = ("core", "view", "study", "pacs", "server")
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -232,9 +232,11 @@ def flat_label(key: str) -> str:
 
 # --- statuses and sources, as stored (the values are the strings already in databases/files) -----
 class SegmentationSource(StrEnum):
-    """Where a label map came from: proposed automatically, or given/corrected by a reader."""
+    """Where a label map came from: proposed automatically (not edited), loaded from a file or a
+    saved read (not edited), or given/corrected by a reader."""
 
     AUTO = "auto"
+    LOADED = "loaded"
     CORRECTED = "corrected"
 
 

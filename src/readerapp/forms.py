@@ -1,13 +1,15 @@
 """The reader's forms of PROTOCOL.md: per-lobe severity (every scan) and fibrosis (Day-90 scans).
 
 A plain dataclass with strict validation on the way in (``from_dict``) so a read file, the study
-database and the GUI all hold the same, always-valid object. The definitions shown on screen live
-here too, so the form and its help text cannot drift apart. No Qt here: the GUI only renders it.
+database and the GUI all hold the same, always-valid object. The fibrosis features' titles and
+definitions shown on screen come from ``resources/fibrosis_features.json`` (a study may replace
+them with its charter's, :func:`load_fibrosis_features`). No Qt here: the GUI only renders it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import ReaderAppError
@@ -45,59 +47,49 @@ class FibrosisFeature:
     source: str
 
 
-#: The five fibrosis features of PROTOCOL.md. Definitions paraphrase the Fleischner Society
-#: glossary (Hansell et al., Radiology 2008;246:697-722); pleural thickening has no glossary entry,
-#: so its text is the study's reading charter (written for ReaderApp; the sponsor may replace it).
-FIBROSIS_FEATURES: tuple[FibrosisFeature, ...] = (
-    FibrosisFeature(
-        "cord_like",
-        "Cord-like shadow (parenchymal band)",
-        "A linear opacity, usually 1-3 mm thick and up to about 5 cm long, that often reaches the "
-        "visceral pleura, which may be thickened and pulled in where the band meets it. It "
-        "reflects pleuroparenchymal fibrosis or atelectasis with distorted lung around it.",
-        "Fleischner Society glossary: parenchymal band (paraphrased)",
-    ),
-    FibrosisFeature(
-        "honeycombing",
-        "Honeycomb-like shadows (honeycombing)",
-        "Clustered cystic air spaces of similar size, typically 3-10 mm (occasionally up to "
-        "2.5 cm), with well-defined, thick walls, usually subpleural and stacked in layers. "
-        "It indicates established fibrosis with destroyed lung architecture.",
-        "Fleischner Society glossary: honeycombing (paraphrased)",
-    ),
-    FibrosisFeature(
-        "septal_thickening",
-        "Interlobular septal thickening",
-        "Abnormal widening of the interlobular septa (by fibrosis, oedema or infiltration): short "
-        "smooth, nodular or irregular lines running to the pleura at the periphery, or polygonal "
-        "arcades outlining secondary lobules more centrally.",
-        "Fleischner Society glossary: interlobular septal thickening (paraphrased)",
-    ),
-    FibrosisFeature(
-        "intralobular_thickening",
-        "Intralobular interstitial thickening (intralobular lines, reticulation)",
-        "Fine linear opacities inside the secondary pulmonary lobule, separated by a few "
-        "millimetres, giving a fine net-like (reticular) pattern; they reflect thickened "
-        "intralobular interstitium from fibrosis or inflammation.",
-        "Fleischner Society glossary: intralobular lines / reticular pattern (paraphrased)",
-    ),
-    FibrosisFeature(
-        "pleural_thickening",
-        "Pleural thickening",
-        "Smooth or irregular soft-tissue thickening of the pleura over the lobe, at least 3 mm "
-        "thick measured perpendicular to the chest wall in lung window, seen on at least two "
-        "adjacent slices, not explained by pleural fluid, extrapleural fat, muscle or rib. "
-        "Fissural thickening counts for both adjoining lobes.",
-        "Study reading charter (ReaderApp default text; replace with the sponsor's charter)",
-    ),
-)
+#: The protocol's fibrosis features, in this order (PROTOCOL.md); only their texts may change.
+PROTOCOL_FEATURE_KEYS = ("cord_like", "honeycombing", "septal_thickening",
+                         "intralobular_thickening", "pleural_thickening")
+#: A study's own feature texts (its charter's): a JSON file shaped as
+#: ``resources/fibrosis_features.json``, named by this environment variable or passed to
+#: :func:`load_fibrosis_features`.
+FEATURE_TEXTS_ENV = "READERAPP_FIBROSIS_TEXTS"
 
-FEATURE_KEYS: tuple[str, ...] = tuple(f.key for f in FIBROSIS_FEATURES)
-FEATURES_BY_KEY: dict[str, FibrosisFeature] = {f.key: f for f in FIBROSIS_FEATURES}
+
+def load_fibrosis_features(override: str | Path | None = None) -> tuple[FibrosisFeature, ...]:
+    """The five features' titles and definitions: ``resources/fibrosis_features.json``
+    (definitions paraphrase the Fleischner Society glossary, Hansell et al., Radiology
+    2008;246:697-722; pleural thickening is a default charter text), or a study's override file
+    (argument, else the ``READERAPP_FIBROSIS_TEXTS`` environment variable)."""
+    import json
+    import os
+
+    from .assets import resource
+
+    source = override or os.environ.get(FEATURE_TEXTS_ENV) or resource("fibrosis_features.json")
+    try:
+        data = json.loads(Path(source).read_text(encoding="utf-8"))
+        items = data["features"]
+        features = tuple(FibrosisFeature(str(i["key"]), str(i["title"]), str(i["definition"]),
+                                         str(i.get("source", f"study texts ({Path(source).name})")))
+                         for i in items)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FormError(f"fibrosis feature texts {source}: not readable ({exc})") from exc
+    keys = tuple(f.key for f in features)
+    if keys != PROTOCOL_FEATURE_KEYS:
+        raise FormError(f"fibrosis feature texts {source}: the features must be "
+                        f"{', '.join(PROTOCOL_FEATURE_KEYS)} in this order (got {', '.join(keys)})")
+    return features
 
 
 class FormError(ReaderAppError):
     """A read form is malformed (unknown lobe or feature, value out of range, wrong type)."""
+
+
+#: The features as shown (resources/, or the study's texts named by READERAPP_FIBROSIS_TEXTS).
+FIBROSIS_FEATURES: tuple[FibrosisFeature, ...] = load_fibrosis_features()
+FEATURE_KEYS: tuple[str, ...] = PROTOCOL_FEATURE_KEYS
+FEATURES_BY_KEY: dict[str, FibrosisFeature] = {f.key: f for f in FIBROSIS_FEATURES}
 
 
 def _empty_fibrosis() -> dict[str, dict[str, bool | None]]:
@@ -153,12 +145,13 @@ class ReadForm:
 
     # --- questions the workflow asks ------------------------------------------------------
     def missing(self, require_fibrosis: bool) -> list[str]:
-        """Human-readable names of the required answers not yet given (empty: complete)."""
-        out = [f"severity {lobe}" for lobe in LOBES if self.severity[lobe] is None]
+        """The required answers not yet given (empty: complete), named as the form shows them:
+        ``"Severity RUL"``, ``"Honeycombing, LLL"`` (the feature's title, never its key)."""
+        out = [f"Severity {lobe}" for lobe in LOBES if self.severity[lobe] is None]
         if require_fibrosis:
             grid = self.fibrosis if self.fibrosis is not None else _empty_fibrosis()
             for f in FIBROSIS_FEATURES:
-                out += [f"{f.key} {lobe}" for lobe in LOBES if grid[f.key][lobe] is None]
+                out += [f"{f.title}, {lobe}" for lobe in LOBES if grid[f.key][lobe] is None]
         return out
 
     def is_complete(self, require_fibrosis: bool) -> bool:

@@ -5,6 +5,7 @@ Layout (every file written atomically: temporary file, fsync, rename, then fsync
     READ/labels.nii.gz    label map on the series grid (0 outside, 1 lung, 2 GGO, 3 consolidation)
     READ/form.json        ReadForm.to_dict()
     READ/endpoints.json   the AnalysisResult JSON of PROTOCOL.md (what ``readerapp measure`` writes)
+    READ/measurements.json  the reader's rulers and ROIs (readerapp.measurements), when any
     READ/read.json        software version, series UID, segmentation source, SHA-256 of the label
                           file, timestamps; written last, so its presence marks a complete read
 
@@ -34,6 +35,8 @@ FORM_NAME = "form.json"
 ENDPOINTS_NAME = "endpoints.json"
 META_NAME = "read.json"
 FORMAT_VERSION = 1
+#: Where a read's labels came from: the automatic proposal unedited, a loaded label map unedited,
+#: or edited by the reader.
 SOURCES = tuple(str(s) for s in SegmentationSource)
 
 
@@ -51,6 +54,8 @@ class Read:
     meta: dict[str, Any]
     labels: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Rulers and ROIs kept with the read (:class:`readerapp.measurements.Measurement`).
+    measurements: list[Any] = field(default_factory=list)
 
 
 def _utc_now() -> str:
@@ -96,6 +101,7 @@ def save_read(
     source: SegmentationSource | str = SegmentationSource.CORRECTED,
     started_utc: str | None = None,
     extra: dict[str, Any] | None = None,
+    measurements: list[Any] | None = None,
 ) -> Path:
     """Save a read into ``folder`` (created if needed) and return the folder.
 
@@ -126,6 +132,13 @@ def save_read(
     write_labelmap(labels_path, labels, volume)  # written atomically
     _write_json(folder / FORM_NAME, form.to_dict())
     _write_json(folder / ENDPOINTS_NAME, _endpoints_dict(endpoints))
+    from .measurements import FILE_NAME as MEASUREMENTS_NAME
+    from .measurements import to_json_obj
+
+    if measurements:
+        _write_json(folder / MEASUREMENTS_NAME, to_json_obj(measurements))
+    else:  # a re-save without measurements must not leave the previous ones behind
+        (folder / MEASUREMENTS_NAME).unlink(missing_ok=True)
     meta = {
         "format": "readerapp-read",
         "format_version": FORMAT_VERSION,
@@ -186,10 +199,20 @@ def load_read(folder: str | Path, volume: CTVolume | None = None) -> Read:
     except FormError as exc:
         raise ReadFileError(f"{folder / FORM_NAME}: {exc}") from exc
     endpoints = _load_json(folder / ENDPOINTS_NAME)
+    from .measurements import FILE_NAME as MEASUREMENTS_NAME
+    from .measurements import MeasurementError, from_json_obj
+
+    measurements: list[Any] = []
+    if (folder / MEASUREMENTS_NAME).is_file():  # reads saved before measurements have none
+        try:
+            measurements = from_json_obj(_load_json(folder / MEASUREMENTS_NAME))
+        except MeasurementError as exc:
+            raise ReadFileError(f"{folder / MEASUREMENTS_NAME}: {exc}") from exc
     labels = None
     if volume is not None:
         uid = meta.get("series_uid")
         if uid and volume.series_uid and uid != volume.series_uid:
             raise ReadFileError(f"{folder} is a read of another series (UID {uid})")
         labels = _read_labels(labels_path, volume)
-    return Read(folder=folder, form=form, endpoints=endpoints, meta=meta, labels=labels)
+    return Read(folder=folder, form=form, endpoints=endpoints, meta=meta, labels=labels,
+                measurements=measurements)

@@ -98,6 +98,12 @@ class Settings:
     database_url: str = ""
     #: The study's shared file folder, for a server database (SQLite keeps its files beside it).
     study_storage: str = ""
+    #: A study server (``https://host:port``, ``readerapp server run``): when set, the study
+    #: window and the study commands log in there with the user's own name and password and
+    #: need no database URL or study folder on this machine.
+    study_server: str = ""
+    #: CA certificate (PEM) that signed the study server's certificate; empty: the system's.
+    study_server_ca: str = ""
     #: The settings' study's audit key file (docs/STUDY.md, "The audit key"); empty: beside the
     #: study, or ``READERAPP_AUDIT_KEY``.
     audit_key_file: str = ""

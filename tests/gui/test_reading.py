@@ -72,7 +72,7 @@ def test_views_follow_the_radiological_convention(make_window, qtbot, direction,
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
     s.labels[0:3, 10:14, 6:12] = Label.GGO
-    w.volume_view.reset()
+    w.volume_view.reset(wait=True)
     img = w.volume_view.image
     nx, ny, nz = img.GetDimensions()
     arr = vtk_to_numpy(img.GetPointData().GetScalars()).reshape(nz, ny, nx)

@@ -166,7 +166,7 @@ def test_forms_block_incomplete_save_then_save_and_load(make_window, open_scan, 
     # Opening the scan with the read folder as labels continues that read: labels and form.
     w2 = make_window(journal_root=tmp_path / "j2")
     s2 = open_scan(w2, phantom.volume, labels=out)
-    assert np.array_equal(s2.labels, s.labels) and s2.source == "corrected"
+    assert np.array_equal(s2.labels, s.labels) and s2.source == "loaded"  # no edits: not "corrected"
     assert w2.forms.form() == read.form and w2.forms.missing() == []
 
 
@@ -212,11 +212,33 @@ def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, q
     w.controller.set_mode(Mode.GGO)
     w.controller.set_tool(Tool.FILL)
     w.controller.set_option(fill_3d=True)
-    drag(qtbot, axial, [(5, 25, 25)])
-    assert (sess.labels == Label.GGO).sum() == 400
+    drag(qtbot, axial, [(5, 25, 25)])  # previewed first: nothing changes yet
+    assert (sess.labels == Label.GGO).sum() == 0 and len(w.controller.pending) == 400
+    drag(qtbot, axial, [(5, 25, 25)])  # a second click inside the preview applies it
+    assert (sess.labels == Label.GGO).sum() == 400 and w.controller.pending is None
     w.controller.set_tool(Tool.REMOVE)
-    drag(qtbot, axial, [(5, 22, 22)])
-    assert (sess.labels == Label.GGO).sum() == 0
+    drag(qtbot, axial, [(5, 22, 22)])  # by default: this slice's piece only
+    assert (sess.labels == Label.GGO).sum() == 300 and not (sess.labels[5] == Label.GGO).any()
+    w.actions_["opt_remove_3d"].trigger()
+    drag(qtbot, axial, [(5, 22, 22)])  # no lesion left on slice 5: nothing to preview
+    assert w.controller.pending is None
+    w.state.set_cursor((6, 25, 25))
+    drag(qtbot, axial, [(6, 22, 22)])
+    assert w.controller.pending is not None and (sess.labels == Label.GGO).sum() == 300
+    from readerapp.gui.state import COLOURS
+
+    red = np.asarray(COLOURS["preview"], np.uint8)
+    for v in w.slice_views:  # the extent is outlined in every view that crosses it
+        assert (v.compose() == red).all(axis=-1).any(), v.axis
+    assert w.preview_3d.n_points == 200  # and shown in the 3D view
+    assert "1.60 mL over slices 7-8" in w.statusBar().currentMessage()
+    w.actions_["apply_preview"].trigger()  # Enter
+    # Slice 5's removal split the lesion: the 3D removal takes slices 6-7, not slice 4.
+    assert (sess.labels == Label.GGO).sum() == 100 and (sess.labels[4] == Label.GGO).sum() == 100
+    assert "Remove lesion 3D: 1.60 mL changed: GGO -1.60 mL" in w.statusBar().currentMessage()
+    for v in w.slice_views:
+        assert not (v.compose() == red).all(axis=-1).any()
+    assert w.preview_3d.n_points == 0
     # Paint disks on slices 2 and 8, then fill between.
     w.controller.set_tool(Tool.BRUSH)
     w.controller.set_option(radius_mm=6.0, hu_limited=False)
@@ -224,9 +246,17 @@ def test_tools_fill_remove_interpolate_from_the_window(make_window, open_scan, q
         w.state.set_cursor((z, 40, 40))
         drag(qtbot, axial, [(z, 40, 40)])
     per_slice = int((sess.labels[2] == Label.GGO).sum())
+    before = sess.labels.copy()
     w.actions_["interpolate"].trigger()
-    assert [int((sess.labels[z] == Label.GGO).sum()) for z in range(3, 8)] == [per_slice] * 5
-    assert sess.editor.undo_depth == 5
+    changed = sess.labels != before
+    assert [int(changed[z].sum()) for z in range(3, 8)] == [per_slice] * 5
+    assert changed.sum() == 5 * per_slice and (sess.labels[changed] == Label.GGO).all()
+    assert (sess.labels[4, 20:30, 20:30] == Label.GGO).all()  # the other lesion is untouched
+    assert sess.editor.undo_depth == 6  # fill, remove, remove 3D, two strokes, fill between
+    assert "GGO +" in w.statusBar().currentMessage()
+    w.actions_["undo"].trigger()  # one undo reverts the whole fill between slices
+    assert np.array_equal(sess.labels, before)
+    assert w.statusBar().currentMessage().startswith("Undo fill between slices 3-9")
 
 
 def test_orientation_letters_follow_the_volume_direction():

@@ -68,10 +68,12 @@ class PgCluster:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://{self.user}@/{database}?host={self.sock}&port={self.port}"
+    def url(self, database: str, user: str | None = None) -> str:
+        return f"postgresql+psycopg://{user or self.user}@/{database}?host={self.sock}&port={self.port}"
 
-    def create_database(self) -> str:
+    def create_database(self, *, migrated: bool = True) -> str:
+        """A new database, by default with the study schema (an administrator's migration:
+        clients no longer migrate a server database when they open it)."""
         from sqlalchemy import create_engine, text
 
         name = "study_" + uuid.uuid4().hex[:10]
@@ -79,7 +81,21 @@ class PgCluster:
         with eng.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         eng.dispose()
+        if migrated:
+            from readerapp.study.db import migrate
+
+            migrate(self.url(name))
         return self.url(name)
+
+    def create_role(self, name: str) -> None:
+        """A log-in role without privileges (the cluster trusts local connections)."""
+        from sqlalchemy import create_engine, text
+
+        eng = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            if not c.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name}):
+                c.execute(text(f'CREATE ROLE "{name}" LOGIN'))
+        eng.dispose()
 
 
 @pytest.fixture(scope="session")

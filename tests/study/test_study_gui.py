@@ -88,8 +88,20 @@ def test_reader_signs_in_the_window_and_adjudicator_decides(qtbot, tmp_path: Pat
     assert signed is not None and signed.status == "signed" and signed.version == 1
     assert ws.panel.table.item(0, 2).text() == "signed"
     assert ws.save_to_study() is None and "reason" in ws.panel.status.text()
+    import threading
+
+    seen = []
+    real_save = svc.save_read
+
+    def save_read(*a, **kw):  # the study save runs off the GUI thread, edits refused meanwhile
+        seen.append((threading.current_thread() is threading.main_thread(), win.controller.busy))
+        return real_save(*a, **kw)
+
+    svc.save_read = save_read
     v2 = ws.save_to_study(reason="re-checked the lower lobes")
+    svc.save_read = real_save
     assert v2 is not None and v2.version == 2 and v2.status == "draft"
+    assert seen == [(False, "the read is being saved")] and win.controller.busy is None
 
     sig = SignatureDialog("reader_a", svc.config.signature_meaning, "Sign")
     qtbot.addWidget(sig)

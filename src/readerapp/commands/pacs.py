@@ -76,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--admin", default="admin", help="study administrator's user name (default admin)")
     r.add_argument("--db", metavar="URL", help="study database (default: from the settings)")
     r.add_argument("--storage", metavar="DIR", help="study file folder (default: from the settings)")
+    r.add_argument("--server", metavar="URL", help="a study server instead of --db (default: from the settings)")
+    r.add_argument("--server-ca", metavar="PEM", help="CA certificate of the study server")
     r.add_argument("--audit-key", metavar="FILE", help="the study's audit key file (default: "
                    "READERAPP_AUDIT_KEY, else beside the study)")
     r.add_argument("--keep-staging", action="store_true", help="keep the identifiable staged copy")
@@ -106,6 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="with --case: only this one of the final reads (a concordant case has two)")
     sr.add_argument("--db", metavar="URL", help="with --case: study database (default: from the settings)")
     sr.add_argument("--storage", metavar="DIR", help="with --case: study file folder (default: from the settings)")
+    sr.add_argument("--server", metavar="URL", help="with --case: a study server instead of --db")
+    sr.add_argument("--server-ca", metavar="PEM", help="CA certificate of the study server")
     sr.add_argument("--audit-key", metavar="FILE", help="with --case: the study's audit key file (default: "
                     "READERAPP_AUDIT_KEY, else beside the study)")
     sr.add_argument("--study", dest="study_uid", default="", metavar="UID",
@@ -247,11 +251,9 @@ def run_retrieve(args: argparse.Namespace) -> int:
     dest = Path(args.dest) if args.dest else settings.effective_staging_dir()
     service = actor = None
     if args.subject:  # log in before the transfer, so a wrong password costs nothing
-        from ..study.service import StudyService
-        from .study import audit_key_location, study_location
+        from .study import _service
 
-        service = StudyService(*study_location(args.db, args.storage),
-                                   audit_key=audit_key_location(args.db, args.audit_key))
+        service = _service(args)  # the local study or the study server, as the study commands
         actor = service.login(args.admin, _read_secret(f"password for {args.admin}: "))
     from ..pacs import open_client
 
@@ -300,28 +302,19 @@ def run_send(args: argparse.Namespace) -> int:
 
 
 def _case_reads(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
-    """(service, actor, case original, reads to send) for ``send-read --case``."""
+    """(study backend, actor, case original, reads to send) for ``send-read --case``."""
     from ..errors import PacsError
-    from ..pacs.pull import ReadToSend
-    from ..study.service import StudyService
-    from .study import audit_key_location, study_location
+    from ..pacs.study_actions import final_reads_to_send
+    from .study import _service
 
     if args.read or args.study_uid or args.series_uid:
         raise PacsError("send-read --case takes the read and the original UIDs from the study: "
                         "give neither READ nor --study/--series")
     if not args.user:
         raise PacsError("send-read --case needs --user NAME (an administrator or the statistician)")
-    service = StudyService(*study_location(args.db, args.storage),
-                                   audit_key=audit_key_location(args.db, args.audit_key))
+    service = _service(args)
     actor = service.login(args.user, _read_secret(f"password for {args.user}: "))
-    orig = service.case_original(actor, args.case, need_final=True)
-    finals = list(orig.final_reads)
-    if args.read_id is not None:
-        finals = [r for r in finals if r.read_id == args.read_id]
-        if not finals:
-            ids = ", ".join(str(r.read_id) for r in orig.final_reads)
-            raise PacsError(f"read {args.read_id} is not a final read of case {args.case} (final: {ids})")
-    reads = [ReadToSend(f"read{r.read_id}", r.labels_path, r.endpoints, r.read_id) for r in finals]
+    orig, reads = final_reads_to_send(service, actor, args.case, args.read_id)
     return service, actor, orig, reads
 
 
@@ -350,13 +343,16 @@ def run_send_read(args: argparse.Namespace) -> int:
     bar = _progress("send-read", args.quiet)
     try:
         with tempfile.TemporaryDirectory(prefix="readerapp-results-") as tmp:
-            result, files = send_reads(
-                client, reads, study_uid, series_uid, settings.effective_staging_dir(),
-                route=args.route, out_dir=Path(args.out) if args.out else Path(tmp), progress=bar,
-            )
-            if service is not None:
-                service.record_pacs_export(actor, args.case, client.name,
-                                           [int(r.read_id or 0) for r in reads], files, series_uid)
+            out = Path(args.out) if args.out else Path(tmp)
+            if service is not None:  # the study's use case: send, then audit the send
+                from ..pacs.study_actions import send_final_reads
+
+                result = send_final_reads(client, service, actor, args.case, settings.effective_staging_dir(),
+                                          out, prepared=(orig, reads), route=args.route, progress=bar).result
+            else:
+                result, _files = send_reads(client, reads, study_uid, series_uid,
+                                            settings.effective_staging_dir(), route=args.route, out_dir=out,
+                                            progress=bar)
     finally:
         client.close()
         if hasattr(bar, "close"):

@@ -2,8 +2,11 @@
 
 ``study create``, ``study import``, ``user add``, ``worklist``, ``read submit``, ``adjudicate``,
 ``export`` and ``audit verify|export``. Every command takes ``--db URL`` (an SQLite path or a
-database URL; default: the program settings' database, else the study in the user's data folder) and reads passwords from stdin, one per
-line, so imaging managers can script a study; at a terminal they are asked for without echo.
+database URL; default: the program settings' database, else the study in the user's data folder)
+or ``--server URL`` (a study server, ``readerapp server run``: the same command, output and exit
+codes, with no database credentials or study files on this machine), and reads passwords from
+stdin, one per line, so imaging managers can script a study; at a terminal they are asked for
+without echo. ``study migrate`` is the administrator's schema migration.
 Handlers import the study package lazily so ``readerapp --help`` stays fast.
 """
 
@@ -31,6 +34,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", metavar="DIR",
                    help="the study's file folder (default: NAME_files beside an SQLite file; "
                    "for a server database, or set READERAPP_STUDY_STORAGE)")
+    p.add_argument("--server", metavar="URL",
+                   help="a study server (https://host:port, readerapp server run) instead of --db "
+                   "(default: the program settings' study server, if set)")
+    p.add_argument("--server-ca", metavar="PEM",
+                   help="CA certificate that signed the study server's certificate (default: the system's)")
     p.add_argument("--audit-key", metavar="FILE",
                    help="the study's audit key file (default: READERAPP_AUDIT_KEY, else NAME.audit-key "
                    "beside an SQLite file or FOLDER.audit-key beside a server study's folder)")
@@ -54,6 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "checked that their pixels show no identity (audited)")
     _common(i)
     i.set_defaults(func=run_study_import)
+    mg = st_sub.add_parser(
+        "migrate", help="bring a study database's schema up to date (administrator, with the owner's URL)",
+        description="Run the schema migrations on a study database (clients never do it as they open "
+        "it, except a local SQLite file). On PostgreSQL, --grant-to ROLE then lets the study server's "
+        "own role read and write the study but only add to the audit trail (UPDATE/DELETE revoked).")
+    mg.add_argument("--db", metavar="URL", required=True, help=DB_HELP)
+    mg.add_argument("--grant-to", metavar="ROLE", help="the study server's database role (PostgreSQL)")
+    mg.set_defaults(func=run_study_migrate)
     win = st_sub.add_parser("window", help="open the workstation in study mode (log-in, worklist, signing, adjudication)")
     _common(win)
     win.set_defaults(func=run_study_window)
@@ -229,16 +245,29 @@ def audit_key_location(db: str | None, audit_key: str | None) -> str | None:
 
 
 def _service(args: argparse.Namespace):
-    from ..study.service import StudyService
+    """The one place that picks the backend: a study server (``--server``, or the settings' study
+    server when no ``--db`` is given) or the local study service."""
+    from ..server import open_study
 
-    return StudyService(*study_location(args.db, args.storage),
-                        audit_key=audit_key_location(args.db, getattr(args, "audit_key", None)))
+    server, cafile = getattr(args, "server", None), getattr(args, "server_ca", None)
+    if server is None and not args.db and not args.storage:
+        from ..settings import load_settings
+
+        settings = load_settings()
+        server, cafile = settings.study_server or None, cafile or settings.study_server_ca or None
+    if server:
+        client = open_study(server=server, db=args.db, storage=args.storage, cafile=cafile)
+        if sys.stderr is not None and sys.stderr.isatty():
+            client.progress = _transfer_progress
+        return client
+    return open_study(*study_location(args.db, args.storage),
+                      audit_key=audit_key_location(args.db, getattr(args, "audit_key", None)))
 
 
-def _shown_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+def _transfer_progress(done: int, total: int) -> None:
+    """A one-line transfer counter on the terminal (uploads and downloads through a server)."""
+    end = "\n" if done >= total else ""
+    print(f"\r  {done / 2**20:8.1f} of {total / 2**20:.1f} MiB", end=end, file=sys.stderr, flush=True)
 
 
 def _login(svc: Any, name: str, pw: _Passwords) -> Any:
@@ -275,7 +304,7 @@ def run_study_create(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     svc = _service(args)
     svc.create_study(cfg)
-    print(f"created study {cfg.name!r} in {_shown_url(svc.db.url)}; files in {svc.storage}")
+    print(f"created study {cfg.name!r} in {svc.describe()}")
     print("next: add the first user, an administrator: readerapp user add --name admin --role admin")
     return 0
 
@@ -318,7 +347,7 @@ def run_study_links(args: argparse.Namespace) -> int:
 
         write_private_text(args.out, buf.getvalue())  # the unblinding key: owner-only
         print(f"wrote {len(rows)} links to {args.out}")
-        if svc.db.audit_key is not None:  # the audit trail's signed head as of this export
+        if svc.has_audit_key():  # the audit trail's signed head as of this export
             from ..study.private import anchor_path
 
             write_private_text(anchor_path(args.out), svc.audit_anchor(actor) + "\n")
@@ -327,17 +356,19 @@ def run_study_links(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_study_migrate(args: argparse.Namespace) -> int:
+    from ..study.db import migrate
+
+    for line in migrate(args.db, grant_to=args.grant_to):
+        print(line)
+    return 0
+
+
 def run_user_add(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select
-
-    from ..study.models import User
-
     svc = _service(args)
     pw = _Passwords()
     new_password = pw.get(f"new password for {args.name}: ")
-    with svc.db.transaction() as s:
-        first = not s.scalar(select(func.count()).select_from(User))
-    actor = None if first else _login(svc, args.admin, pw)
+    actor = None if not svc.has_users() else _login(svc, args.admin, pw)
     svc.add_user(actor, args.name, args.role, new_password)
     print(f"added {args.role} {args.name}")
     return 0
@@ -463,7 +494,7 @@ def run_audit_key_create(args: argparse.Namespace) -> int:
     svc = _service(args)
     actor = _login(svc, args.user, _Passwords())
     anchor = svc.audit_key_create(actor)
-    print(f"audit key written to {svc.db.audit_key_path} (mode 0600): keep it where the database's "
+    print(f"audit key written to {svc.audit_key_where()} (mode 0600): keep it where the database's "
           "administrators cannot write; the sponsor keeps this first anchor:", file=sys.stderr)
     print(anchor)
     return 0

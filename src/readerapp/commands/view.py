@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="render the whole window offscreen to this image and exit")
     p.add_argument("--size", default="1600x1000", metavar="WxH",
                    help="window size in pixels (default 1600x1000)")
-    p.add_argument("--slice", type=int, metavar="N", help="start on axial slice N (1-based)")
+    p.add_argument("--slice", type=int, metavar="N",
+                   help="start on image N as the PACS numbers it (DICOM InstanceNumber, shown as "
+                        "'Im N' in the axial view); a series without image numbers counts from "
+                        "its first (inferior) slice, and says so")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="densitometry backend for the live numbers (default: auto)")
     p.add_argument("--restore", choices=("ask", "restore", "discard"), default="ask",

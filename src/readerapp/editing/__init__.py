@@ -12,10 +12,13 @@ The GUI adapts this package; tests and batch scripts drive it directly. Public A
 from ._editor import (
     DEFAULT_UNDO_BUDGET_BYTES,
     Edit,
+    EditPlan,
     LabelEditor,
     Mode,
     PaintOptions,
+    describe_edit,
     merge_chunks,
+    net_change_ml,
     target_values,
 )
 from .journal import Journal, JournalError, Recoverable, find_recoverable, journal_folder
@@ -26,11 +29,17 @@ from .tools import (
     connected_lesion,
     connected_region,
     interpolate_between,
+    interpolate_masks,
+    interpolate_object,
+    key_object,
+    slice_coords,
+    slice_mask,
 )
 
 __all__ = [
     "DEFAULT_UNDO_BUDGET_BYTES",
     "Edit",
+    "EditPlan",
     "Journal",
     "JournalError",
     "LabelEditor",
@@ -42,9 +51,16 @@ __all__ = [
     "brush_tool",
     "connected_lesion",
     "connected_region",
+    "describe_edit",
     "find_recoverable",
     "interpolate_between",
+    "interpolate_masks",
+    "interpolate_object",
+    "key_object",
     "journal_folder",
     "merge_chunks",
+    "net_change_ml",
+    "slice_coords",
+    "slice_mask",
     "target_values",
 ]

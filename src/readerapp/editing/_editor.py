@@ -42,6 +42,9 @@ class PaintOptions:
     keep_inside_lung: bool = True
     #: HU-limited brush: only voxels with lo <= HU < hi change (``None``: any HU).
     hu_range: tuple[float, float] | None = None
+    #: Only voxels that now carry one of these labels change (``None``: as the mode allows).
+    #: Interpolation paints with ``(Label.LUNG,)``: it never relabels another lesion.
+    only_labels: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -90,6 +93,8 @@ def target_values(
     change, whatever the mode.
     """
     ok = hu >= PADDING_BELOW_HU
+    if options.only_labels is not None:
+        ok &= np.isin(cur, np.asarray(options.only_labels, dtype=np.uint8))
     if options.hu_range is not None:
         lo, hi = options.hu_range
         ok &= (hu >= lo) & (hu < hi)
@@ -110,6 +115,51 @@ def target_values(
     else:  # pragma: no cover - Enum is closed
         raise ValueError(mode)
     return ok, np.full(int(ok.sum()), int(value), dtype=np.uint8)
+
+
+LABEL_TITLES: dict[int, str] = {Label.OUTSIDE: "outside", Label.LUNG: "lung", Label.GGO: "GGO",
+                Label.CONSOLIDATION: "consolidation"}
+
+
+def net_change_ml(edit: Edit, voxel_volume_ml: float, *, reverse: bool = False) -> dict[int, float]:
+    """Net change of each label's volume (mL) made by an edit (``reverse``: by undoing it)."""
+    old, new = (edit.new, edit.old) if reverse else (edit.old, edit.new)
+    gain = np.bincount(new, minlength=4)[:4]
+    loss = np.bincount(old, minlength=4)[:4]
+    return {k: float(gain[k] - loss[k]) * voxel_volume_ml for k in range(4) if gain[k] != loss[k]}
+
+
+def describe_edit(edit: Edit, voxel_volume_ml: float, *, reverse: bool = False) -> str:
+    """What an edit changed, in mL, for the status bar: ``"1.25 mL changed: GGO +1.25 mL"``.
+
+    Lesion labels are named when they changed; otherwise (lung boundary edits) lung and outside.
+    """
+    net = net_change_ml(edit, voxel_volume_ml, reverse=reverse)
+    lesion = {k: v for k, v in net.items() if k in (Label.GGO, Label.CONSOLIDATION)}
+    parts = [f"{LABEL_TITLES.get(k, str(k))} {v:+.2f} mL" for k, v in sorted((lesion or net).items())]
+    return f"{len(edit) * voxel_volume_ml:.2f} mL changed" + (f": {', '.join(parts)}" if parts else "")
+
+
+@dataclass
+class EditPlan:
+    """A one-shot change worked out but not applied yet, to preview and confirm.
+
+    ``idx`` are the voxels that would change (the editing rule already applied), with ``mode`` and
+    ``options`` kept so that :meth:`LabelEditor.apply_plan` checks them again at commit time.
+    """
+
+    idx: np.ndarray
+    mode: Mode
+    options: PaintOptions
+    name: str
+    #: Why the candidates were cut short (a fill that reached its radius), for the reader.
+    note: str = ""
+
+    def __len__(self) -> int:
+        return int(self.idx.size)
+
+    def volume_ml(self, voxel_volume_ml: float) -> float:
+        return len(self) * float(voxel_volume_ml)
 
 
 class LabelEditor:
@@ -245,6 +295,17 @@ class LabelEditor:
         """Run the editing rule on candidates and apply the result as one undo step."""
         sel, new = self.candidates_to_change(idx, mode, options or PaintOptions())
         return self.apply_edit(sel, new, name or mode.value)
+
+    def plan(self, idx: np.ndarray, mode: Mode, options: PaintOptions | None = None,
+             name: str = "", note: str = "") -> EditPlan:
+        """What :meth:`apply_mode` would change, without changing anything (for a preview)."""
+        opts = options or PaintOptions()
+        sel, _ = self.candidates_to_change(idx, mode, opts)
+        return EditPlan(sel, mode, opts, name or mode.value, note)
+
+    def apply_plan(self, plan: EditPlan) -> Edit | None:
+        """Commit a previewed plan as one undo step (the rule is checked again on the voxels)."""
+        return self.apply_mode(plan.idx, plan.mode, plan.options, name=plan.name)
 
     # --- history ----------------------------------------------------------------------------
     def _push(self, edit: Edit) -> None:

@@ -47,9 +47,31 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     #: The form of a saved read opened with its labels (to continue or review that read).
     form: ReadForm | None = None
+    #: Rulers and ROIs of a saved read opened with its labels.
+    measurements: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.origin = LabelOrigin(self.origin)  # a plain "auto"/"file" is checked here
+
+
+def _measurements_beside(labels_path: Path) -> list[Any]:
+    """The rulers and ROIs of the read whose label file this is (a study read is opened by its
+    label file), or none: only when the folder's read.json names this file as its labels."""
+    import json
+
+    from ..measurements import FILE_NAME, MeasurementError, from_json_obj
+
+    folder = labels_path.parent
+    try:
+        meta = json.loads((folder / "read.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("labels_file") != labels_path.name:
+            return []
+        if not (folder / FILE_NAME).is_file():
+            return []
+        return from_json_obj(json.loads((folder / FILE_NAME).read_text(encoding="utf-8")))
+    except (OSError, ValueError, MeasurementError) as exc:
+        log.warning("measurements beside %s not read: %s", labels_path.name, exc)
+        return []
 
 
 def _fallback_lungs(volume: CTVolume) -> np.ndarray:
@@ -109,16 +131,21 @@ def prepare(
 
         labels_path = Path(labels_path)
         form = None
-        if labels_path.is_dir():  # a saved read folder: its checked labels and its form
+        measurements: list[Any] = []
+        if labels_path.is_dir():  # a saved read folder: its checked labels, form, measurements
             from ..readfile import load_read
 
             read = load_read(labels_path, volume)
-            labels, form = read.labels, read.form
+            labels, form, measurements = read.labels, read.form, read.measurements
         else:
             labels = read_labelmap(labels_path, volume)
+            measurements = _measurements_beside(labels_path)
         progress(1.0, "label map loaded")
+        # The file's name or folder can name the patient: the provenance keeps only its kind.
+        kind = "read folder" if labels_path.is_dir() else "label map file"
         return Prepared(volume, np.ascontiguousarray(labels, dtype=np.uint8), LabelOrigin.FILE,
-                        {"labels_path": str(labels_path)}, warnings, timings, form)
+                        {"method": "loaded", "labels_from": kind}, warnings, timings, form,
+                        measurements)
     t1 = time.perf_counter()
     try:
         from ..segmentation import get_segmenter
@@ -176,6 +203,9 @@ class ReadingSession:
         self.steps_since_save = 0
         self.edits_since_start = 0
         self.form = ReadForm.blank(with_fibrosis=False)
+        #: The reader's rulers and ROIs (readerapp.measurements), saved with the read.
+        self.measurements: list[Any] = list(prepared.measurements)
+        self._measurements_saved = self._measurements_key()
         self.editor.subscribe_steps(self._on_step)
 
     # --- journal ----------------------------------------------------------------------------
@@ -255,10 +285,19 @@ class ReadingSession:
         return self.acc.endpoints().difference(self.initial_endpoints)
 
     @property
+    def edited(self) -> bool:
+        """The labels differ from how they started by at least one edit not undone (edits the
+        budget dropped from the undo history count as kept)."""
+        return self.editor.undo_depth > 0 or self.editor.dropped_steps > 0
+
+    @property
     def source(self) -> SegmentationSource:
-        """AUTO until the reader changed the proposal (or opened a label map), then CORRECTED."""
-        if self.prepared.origin == LabelOrigin.FILE or self.edits_since_start:
+        """Where the labels came from: AUTO (the proposal, unedited), LOADED (a file or a saved
+        read, unedited) or CORRECTED (edited by the reader in this session)."""
+        if self.edited:
             return SegmentationSource.CORRECTED
+        if self.prepared.origin == LabelOrigin.FILE:
+            return SegmentationSource.LOADED
         return SegmentationSource.AUTO
 
     def hu_at(self, zyx: tuple[int, int, int]) -> int | None:
@@ -287,15 +326,25 @@ class ReadingSession:
         except ImportError:
             endpoints = self.endpoints().to_dict()
         folder = save_read(folder, volume=self.volume, labels=self.labels, form=form,
-                           endpoints=endpoints, source=self.source)
+                           endpoints=endpoints, source=self.source, measurements=self.measurements)
         self.form = form
         self.mark_saved()
         return folder
+
+    def _measurements_key(self) -> list[Any]:
+        return [m.to_dict() for m in self.measurements]
+
+    @property
+    def unsaved_measurements(self) -> bool:
+        """Rulers or ROIs added or deleted since the last save (they are not journaled: only a
+        saved read keeps them)."""
+        return self._measurements_key() != self._measurements_saved
 
     def mark_saved(self) -> None:
         """The current labels are stored elsewhere (a read folder, the study database): nothing
         is left to restore after a crash, and closing deletes the journal."""
         self.steps_since_save = 0
+        self._measurements_saved = self._measurements_key()
         self._journal_step("saved")
 
     def close(self) -> None:

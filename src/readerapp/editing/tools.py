@@ -128,15 +128,25 @@ def connected_region(
     plane_axis: int | None = None,
     inside_lung: bool = True,
     max_radius_vox: int | Sequence[int] | None = None,
+    radius_mm: float | None = None,
+    spacing_zyx: tuple[float, float, float] | None = None,
 ) -> np.ndarray:
     """Flat indices of the region connected (6-neighbours) to ``seed`` with lo <= HU < hi.
 
     ``plane_axis`` restricts it to the seed's slice; ``inside_lung`` to labels 1-3; padding
-    never belongs. ``max_radius_vox`` bounds the search box (for speed on large volumes).
-    Empty when the seed itself is outside the range.
+    never belongs. ``max_radius_vox`` bounds the search box (for speed on large volumes);
+    ``radius_mm`` (with ``spacing_zyx``) bounds the region itself to a ball around the seed, so a
+    click in a wide low-contrast area cannot flood the lung. Empty when the seed is out of range.
     """
     c = tuple(int(round(v)) for v in seed)
     shape = hu.shape
+    if radius_mm is not None:
+        sp = spacing_zyx or (1.0, 1.0, 1.0)
+        reach = [int(np.floor(radius_mm / float(x))) for x in sp]
+        if max_radius_vox is not None:
+            mr = [int(max_radius_vox)] * 3 if np.ndim(max_radius_vox) == 0 else list(max_radius_vox)  # type: ignore[arg-type]
+            reach = [min(a, int(b)) for a, b in zip(reach, mr, strict=False)]
+        max_radius_vox = reach
     if not all(0 <= ci < n for ci, n in zip(c, shape, strict=False)):
         return np.zeros(0, np.int64)
     if max_radius_vox is not None and np.ndim(max_radius_vox) == 0:
@@ -156,6 +166,11 @@ def connected_region(
     mask = (h >= lo) & (h < hi) & (h >= PADDING_BELOW_HU)
     if inside_lung:
         mask &= labels[box_t] != Label.OUTSIDE
+    if radius_mm is not None:
+        sp = spacing_zyx or (1.0, 1.0, 1.0)
+        grids = np.ogrid[tuple(slice(b.start - ci, b.stop - ci) for b, ci in zip(box_t, c, strict=False))]
+        d2 = sum((g * float(x)) ** 2 for g, x in zip(grids, sp, strict=False))
+        mask &= d2 <= float(radius_mm) ** 2 + 1e-9
     local_seed = tuple(ci - b.start for ci, b in zip(c, box_t, strict=False))
     if not mask[local_seed]:
         return np.zeros(0, np.int64)
@@ -198,23 +213,58 @@ def _signed_distance(mask2d: np.ndarray) -> np.ndarray:
     return np.where(mask2d, -inside + 0.5, outside - 0.5)
 
 
-def interpolate_between(
-    labels: np.ndarray, label: int, axis: int, a: int, b: int
-) -> np.ndarray:
-    """Flat indices to paint ``label`` on the slices strictly between slices ``a`` and ``b``.
+def slice_coords(flat_idx: np.ndarray, shape: Sequence[int], axis: int) -> np.ndarray:
+    """The coordinate along ``axis`` of flat C-order indices."""
+    nz, ny, nx = shape
+    f = np.asarray(flat_idx, dtype=np.int64)
+    return (f // (ny * nx), (f // nx) % ny, f % nx)[axis]
 
-    Shape-based interpolation (Raya and Udupa 1990): the signed distance maps of the label on the
-    two key slices are blended linearly, and the blend's inside is the interpolated shape.
-    """
-    a, b = sorted((int(a), int(b)))
-    if b - a < 2:
-        return np.zeros(0, np.int64)
+
+def slice_mask(flat_idx: np.ndarray, shape: Sequence[int], axis: int, s: int) -> np.ndarray:
+    """2D mask (in the slice's index order) of the flat indices lying on slice ``s`` of ``axis``."""
+    dims = [int(n) for i, n in enumerate(shape) if i != axis]
+    out = np.zeros(dims, dtype=bool)
+    f = np.asarray(flat_idx, dtype=np.int64)
+    zyx = np.unravel_index(f, tuple(int(n) for n in shape))
+    on = zyx[axis] == s
+    other = [zyx[i][on] for i in range(3) if i != axis]
+    out[other[0], other[1]] = True
+    return out
+
+
+def _plane(arr: np.ndarray, axis: int, s: int) -> np.ndarray:
     sl: list[Any] = [slice(None)] * 3
-    sl[axis] = a
-    ka = labels[tuple(sl)] == label
-    sl[axis] = b
-    kb = labels[tuple(sl)] == label
-    if not ka.any() and not kb.any():
+    sl[axis] = s
+    return arr[tuple(sl)]
+
+
+def key_object(labels: np.ndarray, axis: int, s: int, painted: np.ndarray, label: int | None) -> np.ndarray:
+    """The object the reader painted on a key slice, as a 2D mask.
+
+    ``painted`` are the flat indices the stroke changed. Painting: the connected pieces
+    (8-neighbours) of ``label`` on that slice that the stroke touched, so a lesion extended by the
+    stroke counts whole, and other lesions on the slice do not. Erasing (``label`` None): what the
+    stroke erased.
+    """
+    seeds = slice_mask(painted, labels.shape, axis, s)
+    if label is None or not seeds.any():
+        return seeds
+    same = _plane(labels, axis, s) == label
+    lab, _ = ndi.label(same, structure=np.ones((3, 3), bool))
+    hit = np.unique(lab[seeds & same])
+    hit = hit[hit > 0]
+    return np.isin(lab, hit) if hit.size else seeds & same
+
+
+def interpolate_masks(
+    ka: np.ndarray, kb: np.ndarray, shape: Sequence[int], axis: int, a: int, b: int
+) -> np.ndarray:
+    """Flat indices of the shape-based interpolation of 2D masks ``ka`` (slice a) and ``kb``
+    (slice b) on the slices strictly between (Raya and Udupa 1990: signed distance maps of the two
+    key shapes blended linearly; the blend's inside is the shape)."""
+    if a > b:
+        a, b, ka, kb = b, a, kb, ka
+    if b - a < 2 or (not ka.any() and not kb.any()):
         return np.zeros(0, np.int64)
     bb = _bbox_slices(ka | kb, margin=2)
     assert bb is not None
@@ -226,19 +276,52 @@ def interpolate_between(
     if not kb.any():
         db = np.full(kb.shape, float(np.abs(da).max() + 1))
     out = []
-    shape = labels.shape
+    other = [ax for ax in range(3) if ax != axis]
     for k in range(a + 1, b):
         t = (k - a) / (b - a)
         m = (1 - t) * da + t * db <= 0
         if not m.any():
             continue
         r, c = np.nonzero(m)
-        r = r + bb[0].start
-        c = c + bb[1].start
         coords: list[Any] = [None, None, None]
-        other = [ax for ax in range(3) if ax != axis]
         coords[axis] = np.full(r.size, k)
-        coords[other[0]] = r
-        coords[other[1]] = c
-        out.append(np.ravel_multi_index(tuple(coords), shape))  # type: ignore[arg-type]
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+        coords[other[0]] = r + bb[0].start
+        coords[other[1]] = c + bb[1].start
+        out.append(np.ravel_multi_index(tuple(coords), tuple(shape)))  # type: ignore[arg-type]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+def interpolate_object(
+    labels: np.ndarray,
+    axis: int,
+    a: int,
+    painted_a: np.ndarray,
+    b: int,
+    painted_b: np.ndarray,
+    label: int | None,
+) -> np.ndarray:
+    """Candidates to interpolate the object painted on key slices ``a`` and ``b`` (see
+    :func:`key_object`; ``label`` None for an erased object). Apply them with the painted label
+    and ``PaintOptions(only_labels=(Label.LUNG,))`` (or with :attr:`Mode.ERASE`), so nothing but
+    plain lung (or, erasing, the lesion inside the shape) changes."""
+    ka = key_object(labels, axis, a, painted_a, label)
+    kb = key_object(labels, axis, b, painted_b, label)
+    return interpolate_masks(ka, kb, labels.shape, axis, a, b)
+
+
+def interpolate_between(
+    labels: np.ndarray, label: int, axis: int, a: int, b: int
+) -> np.ndarray:
+    """Flat indices to paint ``label`` on the slices strictly between slices ``a`` and ``b``,
+    from every piece of ``label`` on the two slices (the window uses :func:`interpolate_object`,
+    which takes only the object painted).
+
+    Shape-based interpolation (Raya and Udupa 1990): the signed distance maps of the label on the
+    two key slices are blended linearly, and the blend's inside is the interpolated shape.
+    """
+    sl: list[Any] = [slice(None)] * 3
+    sl[axis] = int(a)
+    ka = labels[tuple(sl)] == label
+    sl[axis] = int(b)
+    kb = labels[tuple(sl)] == label
+    return interpolate_masks(ka, kb, labels.shape, axis, int(a), int(b))

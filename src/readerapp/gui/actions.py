@@ -20,6 +20,10 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
     "tool_brush": ("Brush", ("B",), "Paint with the selected label", True),
     "tool_fill": ("Fill", ("F",), "Fill the connected region within the label's HU range", True),
     "tool_remove": ("Remove lesion", ("R",), "Click a lesion to remove it whole", True),
+    "tool_ruler": ("Ruler", ("T",), "Drag to measure a distance (mm)", True),
+    "tool_roi_ellipse": ("Ellipse ROI", ("E",), "Drag a box: area and mean, SD, min, max HU of the ellipse in it", True),
+    "tool_roi_freehand": ("Freehand ROI", ("Shift+E",), "Drag a closed outline: area and HU statistics", True),
+    "measure_delete": ("Delete last measurement", ("Shift+Del",), "Delete the newest ruler or ROI", False),
     "mode_ggo": ("GGO", ("1",), "Paint ground-glass opacity (−750 to −300 HU)", True),
     "mode_consolidation": ("Consolidation", ("2",), "Paint consolidation (−300 to 50 HU)", True),
     "mode_erase": ("Erase lesion", ("3",), "Lesion back to plain lung", True),
@@ -29,7 +33,9 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
     "opt_hu_limited": ("HU-limited", ("H",), "Brush changes only voxels in the label's HU range", True),
     "opt_keep_inside": ("Keep in lung", ("K",), "Lesions only inside the lung mask", True),
     "opt_fill_3d": ("Fill in 3D", ("Shift+F",), "Fill connects across slices", True),
-    "interpolate": ("Fill between slices", ("I",), "Interpolate the lesion between the last two painted slices", False),
+    "interpolate": ("Fill between slices", ("I",), "Interpolate the object painted (or erased) on the last two painted slices", False),
+    "opt_remove_3d": ("Remove in 3D", ("Shift+R",), "Remove lesion takes the whole 3D lesion (previewed) instead of this slice's piece", True),
+    "apply_preview": ("Apply preview", ("Return", "Enter"), "Apply the previewed 3D edit (Esc cancels)", False),
     "brush_smaller": ("Smaller brush", ("[",), "Brush radius down", False),
     "brush_larger": ("Larger brush", ("]",), "Brush radius up", False),
     "overlay_toggle": ("Overlay", ("O",), "Show or hide the label overlay", True),
@@ -44,7 +50,8 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
 }
 
 TOOLS = {"tool_navigate": Tool.NAVIGATE, "tool_brush": Tool.BRUSH, "tool_fill": Tool.FILL,
-         "tool_remove": Tool.REMOVE}
+         "tool_remove": Tool.REMOVE, "tool_ruler": Tool.RULER, "tool_roi_ellipse": Tool.ROI_ELLIPSE,
+         "tool_roi_freehand": Tool.ROI_FREEHAND}
 MODES = {"mode_ggo": Mode.GGO, "mode_consolidation": Mode.CONSOLIDATION, "mode_erase": Mode.ERASE,
          "mode_lung_add": Mode.LUNG_ADD, "mode_lung_remove": Mode.LUNG_REMOVE}
 

@@ -102,9 +102,7 @@ def run(
         win.open_series(list(series), labels_path=labels)
         if slice_number is not None and interactive:
             def go() -> None:
-                c = list(win.state.cursor)
-                c[0] = slice_number - 1
-                win.state.set_cursor(c)
+                win.go_to_image(slice_number)
 
             win.session_ready.connect(go)
     if not interactive:
@@ -121,9 +119,7 @@ def run(
         for _ in range(3):
             app.processEvents()
         if slice_number is not None and win.controller.display is not None:
-            c = list(win.state.cursor)
-            c[0] = slice_number - 1
-            win.state.set_cursor(c)
+            win.go_to_image(slice_number)
         win.refresh_views()
         if win.controller.session is not None:
             win.volume_view.rebuild()

@@ -8,6 +8,8 @@ the label overlay, i.e. with auto-segmentation), and the process's peak memory w
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import sys
 import tempfile
@@ -61,6 +63,162 @@ def synthetic_chest(shape: tuple[int, int, int], spacing=(0.7, 0.7, 1.0), seed: 
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+class _RenderCounter:
+    """Counts renders of the given views (an observer on each render window)."""
+
+    def __init__(self, views) -> None:  # type: ignore[no-untyped-def]
+        self.n = 0
+        self.last_end: dict[int, float] = {}  # view index -> perf_counter at its last render's end
+        for i, v in enumerate(views):
+            v.canvas.GetRenderWindow().AddObserver(
+                "EndEvent", lambda *_a, i=i: self._count(i))
+
+    def _count(self, i: int) -> None:
+        self.n += 1
+        self.last_end[i] = time.perf_counter()
+
+
+def _settle(app) -> None:  # type: ignore[no-untyped-def]
+    """Deliver everything queued (posted events, zero timers) until nothing is left."""
+    from PySide6 import QtCore
+
+    flags = QtCore.QEventLoop.ProcessEventsFlag.AllEvents
+    for _ in range(4):
+        app.processEvents(flags)
+        app.sendPostedEvents()
+    app.processEvents(flags)
+
+
+def run_event_benchmarks(app, w, labels: np.ndarray, *, n_moves: int = 120,  # type: ignore[no-untyped-def]
+                         n_notches: int = 40) -> dict[str, Any]:
+    """Latencies through real Qt mouse and wheel events on the view widgets (not the controller).
+
+    Each figure is the time from delivering the event (``QApplication.sendEvent`` of a
+    QMouseEvent or QWheelEvent to the view's canvas, as the window system would) until every
+    redraw it caused has been rendered (all posted events and zero timers delivered).
+    """
+    from PySide6 import QtCore, QtGui
+
+    from ..editing import Mode
+    from .state import Tool
+
+    Qt = QtCore.Qt
+    c = w.controller
+    axial = w.slice_views[0]
+    canvas = axial.canvas
+    counter = _RenderCounter(w.slice_views)  # the 3D view renders on its own (worker results)
+    out: dict[str, Any] = {}
+    nz = labels.shape[0]
+    z = nz // 2
+    w.state.set_cursor((z, labels.shape[1] // 2, int(labels.shape[2] * 0.29)))
+    _settle(app)
+    lung = np.argwhere(labels[w.state.cursor[0]] == 1)
+    y0, x0 = lung[len(lung) // 3]
+
+    def widget_point(zyx) -> QtCore.QPointF:  # type: ignore[no-untyped-def]
+        wx, wy = axial.to_world(zyx)
+        r = canvas.renderer
+        r.SetWorldPoint(wx, wy, 0.0, 1.0)
+        r.WorldToDisplay()
+        dx, dy, _ = r.GetDisplayPoint()
+        dpr = canvas.devicePixelRatioF()
+        return QtCore.QPointF(dx / dpr, (canvas.height() * dpr - 1 - dy) / dpr)
+
+    def mouse(kind, pos, button=Qt.MouseButton.NoButton, buttons=Qt.MouseButton.NoButton):  # type: ignore[no-untyped-def]
+        ev = QtGui.QMouseEvent(kind, pos, canvas.mapToGlobal(pos), button, buttons,
+                               Qt.KeyboardModifier.NoModifier)
+        app.sendEvent(canvas, ev)
+
+    def wheel(pos, notches: int = 1) -> QtGui.QWheelEvent:  # type: ignore[no-untyped-def]
+        return QtGui.QWheelEvent(pos, canvas.mapToGlobal(pos), QtCore.QPoint(0, 0),
+                                 QtCore.QPoint(0, 120 * notches), Qt.MouseButton.NoButton,
+                                 Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+
+    E = QtCore.QEvent.Type
+    c.set_tool(Tool.BRUSH)
+    c.set_mode(Mode.GGO)
+    c.set_option(radius_mm=10.0)
+    _settle(app)
+    # A zigzag that keeps reaching unpainted lung, so (nearly) every move changes voxels.
+    path = [(z, y0 - 30 + 60 * i / n_moves, x0 + 25 * np.sin(i / 4)) for i in range(n_moves)]
+    pts = [widget_point(p) for p in path]
+    # Hover with the brush (no button): what it costs and how many renders it causes.
+    hover, renders0 = [], counter.n
+    for p in pts[:40]:
+        t0 = time.perf_counter()
+        mouse(E.MouseMove, p)
+        _settle(app)
+        hover.append(1000 * (time.perf_counter() - t0))
+    out["events_brush_hover_median_ms"] = _pct(hover, 50)
+    out["events_renders_per_hover"] = (counter.n - renders0) / 40
+    # A brush stroke through real mouse events.
+    left = Qt.MouseButton.LeftButton
+    mouse(E.MouseButtonPress, pts[0], left, left)
+    _settle(app)
+    moves, moves_cpu, renders0 = [], [], counter.n
+    for p in pts[1:]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        mouse(E.MouseMove, p, Qt.MouseButton.NoButton, left)
+        _settle(app)
+        moves.append(1000 * (time.perf_counter() - t0))
+        moves_cpu.append(1000 * (time.process_time() - c0))
+    out["events_renders_per_brush_move"] = (counter.n - renders0) / max(len(pts) - 1, 1)
+    mouse(E.MouseButtonRelease, pts[-1], left, Qt.MouseButton.NoButton)
+    _settle(app)
+    out["events_brush_move_to_redrawn_slice_median_ms"] = _pct(moves, 50)
+    out["events_brush_move_to_redrawn_slice_p95_ms"] = _pct(moves, 95)
+    # CPU time of the process (all its threads) per event: what the event costs, much less
+    # dependent on other programs competing for the CPUs than the wall-clock figures.
+    out["events_brush_move_cpu_median_ms"] = _pct(moves_cpu, 50)
+    out["events_brush_move_cpu_p95_ms"] = _pct(moves_cpu, 95)
+    c.set_tool(Tool.NAVIGATE)
+    _settle(app)
+    # The stroke's 3D rebuild (throttled, then in a worker thread) finishes first, so its CPU
+    # does not land in the wheel figures.
+    vv = w.volume_view
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and (vv._timer.isActive() or (
+            vv._worker is not None and vv._worker.is_alive())):
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.01)
+    _settle(app)
+    # Wheel notches one at a time: event to all three slice views redrawn.
+    centre = widget_point((z, labels.shape[1] // 2, labels.shape[2] // 2))
+    notch, notch_cpu, notch_axial, renders0 = [], [], [], counter.n
+    for i in range(n_notches):
+        ev = wheel(centre, 1 if (i // 10) % 2 == 0 else -1)
+        t0, c0 = time.perf_counter(), time.process_time()
+        app.sendEvent(canvas, ev)
+        _settle(app)
+        notch.append(1000 * (time.perf_counter() - t0))
+        notch_cpu.append(1000 * (time.process_time() - c0))
+        if counter.last_end.get(0, 0.0) >= t0:  # the view under the mouse, drawn first
+            notch_axial.append(1000 * (counter.last_end[0] - t0))
+    out["events_wheel_notch_to_redrawn_views_median_ms"] = _pct(notch, 50)
+    out["events_wheel_notch_to_redrawn_views_p95_ms"] = _pct(notch, 95)
+    out["events_wheel_notch_to_axial_redrawn_median_ms"] = _pct(notch_axial, 50)
+    out["events_wheel_notch_to_axial_redrawn_p95_ms"] = _pct(notch_axial, 95)
+    out["events_wheel_notch_cpu_median_ms"] = _pct(notch_cpu, 50)
+    out["events_wheel_notch_cpu_p95_ms"] = _pct(notch_cpu, 95)
+    out["events_renders_per_wheel_notch"] = (counter.n - renders0) / n_notches
+    # 20 notches queued at once (a fast wheel while a redraw runs): posted, then delivered.
+    queued = []
+    for rep in range(3):
+        z_before = w.state.cursor[0]
+        renders0 = counter.n
+        t0 = time.perf_counter()
+        for _ in range(20):
+            app.postEvent(canvas, wheel(centre, 1 if rep % 2 == 0 else -1))
+        _settle(app)
+        queued.append(1000 * (time.perf_counter() - t0))
+        out["events_renders_for_20_queued_notches"] = counter.n - renders0
+        out["events_slices_moved_by_20_queued_notches"] = abs(w.state.cursor[0] - z_before)
+    out["events_20_queued_wheel_notches_ms"] = _pct(queued, 50)
+    with contextlib.suppress(OSError):
+        out["load_average_1min"] = os.getloadavg()[0]  # other programs' share of the CPUs
+    return out
 
 
 def run_gui_benchmarks(
@@ -138,12 +296,13 @@ def run_gui_benchmarks(
         w.volume_view.rebuild()  # after the stroke: only the touched slabs are redone
         out["surface_update_after_stroke_3d_ms"] = 1000 * (time.perf_counter() - t1)
         t1 = time.perf_counter()
-        w.volume_view.reset()  # a new label map: everything downsampled again
+        w.volume_view.reset(wait=True)  # a new label map: everything downsampled again
         out["surface_full_rebuild_3d_ms"] = 1000 * (time.perf_counter() - t1)
         redraw = []
         for i in range(30):
             t1 = time.perf_counter()
             w.state.step_slice(0, 1 if i < 15 else -1)
+            _settle(app)  # the redraw is scheduled, not done in the call
             redraw.append(1000 * (time.perf_counter() - t1))
         out["slice_change_redraw_median_ms"] = _pct(redraw, 50)
         out["slice_change_redraw_p95_ms"] = _pct(redraw, 95)
@@ -151,6 +310,7 @@ def run_gui_benchmarks(
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out["peak_rss_mb_with_600_slices_open"] = rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
         out["volume_and_labels_mb"] = (vol.hu.nbytes + labels.nbytes) / 2**20
+        out.update(run_event_benchmarks(app, w, labels, n_moves=n_dabs))
         w.close()
         del w, s, vol, labels
         app.processEvents()

@@ -51,6 +51,8 @@ class HistogramWidget(QtWidgets.QWidget):
         super().__init__(parent)
         self.setMinimumHeight(120)
         self.counts: np.ndarray | None = None
+        #: Heights by log10(1 + count): the few consolidation voxels stay visible beside the lung.
+        self.log_scale = False
         edges = ", ".join(str(e).replace("-", "\u2212") for e in BIN_EDGES_HU)
         self.setToolTip("Lung voxels by density: plain lung (blue), GGO (yellow), "
                         f"consolidation (magenta); dashed lines at {edges} HU")
@@ -62,6 +64,19 @@ class HistogramWidget(QtWidgets.QWidget):
         self.counts = c
         self.update()
 
+    def set_log_scale(self, on: bool) -> None:
+        self.log_scale = bool(on)
+        self.update()
+
+    def bar_fractions(self) -> np.ndarray | None:
+        """Height of each stacked layer's top per bin, as a fraction of the plot (0..1)."""
+        if self.counts is None:
+            return None
+        stacked = np.cumsum(self.counts, axis=0).astype(np.float64)
+        if self.log_scale:
+            stacked = np.log10(1.0 + stacked)
+        return stacked / max(float(stacked[-1].max()), 1e-12 if self.log_scale else 1.0)
+
     def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
@@ -70,8 +85,8 @@ class HistogramWidget(QtWidgets.QWidget):
         if self.counts is None or r.width() < 10:
             p.end()
             return
-        stacked = np.cumsum(self.counts, axis=0)
-        top = max(float(stacked[-1].max()), 1.0)
+        stacked = self.bar_fractions()
+        assert stacked is not None
         n = stacked.shape[1]
         bw = r.width() / n
         colours = [QtGui.QColor(120, 150, 210), QtGui.QColor(*COLOURS["ggo"]),
@@ -80,7 +95,7 @@ class HistogramWidget(QtWidgets.QWidget):
             p.setPen(QtCore.Qt.PenStyle.NoPen)
             p.setBrush(colours[k])
             for i in range(n):
-                h = stacked[k, i] / top * r.height()
+                h = stacked[k, i] * r.height()
                 if h >= 0.5:
                     p.drawRect(QtCore.QRectF(r.left() + i * bw, r.bottom() - h, max(bw - 0.5, 1), h))
         pen = QtGui.QPen(self.palette().text().color())
@@ -130,8 +145,16 @@ class DensitometryPanel(QtWidgets.QWidget):
                 item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         lay.addWidget(self.table, 1)
-        lay.addWidget(QtWidgets.QLabel("Lung density histogram (HU)"))
         self.hist = HistogramWidget()
+        hist_head = QtWidgets.QHBoxLayout()
+        hist_head.addWidget(QtWidgets.QLabel("Lung density histogram (HU)"))
+        hist_head.addStretch(1)
+        self.log_scale = QtWidgets.QCheckBox("Log scale")
+        self.log_scale.setToolTip("Bar heights on a logarithmic scale (small GGO and "
+                                  "consolidation counts stay visible)")
+        self.log_scale.toggled.connect(self.hist.set_log_scale)
+        hist_head.addWidget(self.log_scale)
+        lay.addLayout(hist_head)
         lay.addWidget(self.hist)
         self.current: dict = {}
         self._initial: dict = {}

@@ -23,6 +23,7 @@ from ..settings import (
     save_settings,
     store_password,
 )
+from .uiload import load_into
 
 
 @dataclass
@@ -62,8 +63,45 @@ def check_database(choice: DatabaseChoice, timeout_s: int = 5) -> str:
     return f"connected: {str(version).split(',')[0]}"
 
 
+#: The named widgets of ui/settings.ui, bound as attributes of the dialog.
+_SETTINGS_WIDGETS = ("db_local", "db_server", "db_study_server", "study_server_url",
+                     "study_server_ca", "db_host", "db_port", "db_name", "db_user",
+                     "db_password", "db_storage", "db_test", "pacs_box", "pacs_name", "pacs_kind",
+                     "pacs_url", "pacs_user", "pacs_password", "pacs_host", "pacs_port", "pacs_ae",
+                     "local_ae", "local_port", "pacs_test")
+
+
 class FirstRunDialog(QtWidgets.QDialog):
     """Database and PACS, two groups; Save writes the settings, Skip keeps the defaults."""
+
+    db_local: QtWidgets.QRadioButton
+    db_server: QtWidgets.QRadioButton
+    db_study_server: QtWidgets.QRadioButton
+    study_server_url: QtWidgets.QLineEdit
+    study_server_ca: QtWidgets.QLineEdit
+    db_host: QtWidgets.QLineEdit
+    db_port: QtWidgets.QSpinBox
+    db_name: QtWidgets.QLineEdit
+    db_user: QtWidgets.QLineEdit
+    db_password: QtWidgets.QLineEdit
+    db_storage: QtWidgets.QLineEdit
+    db_test: QtWidgets.QPushButton
+    pacs_box: QtWidgets.QGroupBox
+    pacs_name: QtWidgets.QLineEdit
+    pacs_kind: QtWidgets.QComboBox
+    pacs_url: QtWidgets.QLineEdit
+    pacs_user: QtWidgets.QLineEdit
+    pacs_password: QtWidgets.QLineEdit
+    pacs_host: QtWidgets.QLineEdit
+    pacs_port: QtWidgets.QSpinBox
+    pacs_ae: QtWidgets.QLineEdit
+    local_ae: QtWidgets.QLineEdit
+    local_port: QtWidgets.QSpinBox
+    pacs_test: QtWidgets.QPushButton
+    intro: QtWidgets.QLabel
+    settingsHost: QtWidgets.QWidget  # noqa: N815 (Designer object names)
+    firstRunStatus: QtWidgets.QLabel  # noqa: N815
+    buttons: QtWidgets.QDialogButtonBox
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, settings: Settings | None = None) -> None:
         super().__init__(parent)
@@ -71,97 +109,35 @@ class FirstRunDialog(QtWidgets.QDialog):
         self.setObjectName("firstRunDialog")
         self.settings = settings or load_settings()
         self.saved: Settings | None = None
-        layout = QtWidgets.QVBoxLayout(self)
-        intro = QtWidgets.QLabel(
-            "ReaderApp works out of the box with a local study on this computer. A site can instead "
-            "point it at a shared PostgreSQL study database and at its PACS. You can change this later "
-            "with <tt>readerapp settings</tt>."
-        )
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
-        layout.addWidget(self._database_group())
-        layout.addWidget(self._pacs_group())
-        self.status = QtWidgets.QLabel("")
-        self.status.setObjectName("firstRunStatus")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
-        buttons = QtWidgets.QDialogButtonBox()
+        # The forms are ui/firstrun.ui and ui/settings.ui (Designer); behaviour stays here.
+        load_into(self, "firstrun.ui", bind=("intro", "settingsHost", "firstRunStatus", "buttons"))
+        load_into(self.settingsHost, "settings.ui", bind=_SETTINGS_WIDGETS)
+        for n in _SETTINGS_WIDGETS:
+            setattr(self, n, getattr(self.settingsHost, n))
+        self.status = self.firstRunStatus
+        self.pacs_kind.addItem("DICOMweb (QIDO/WADO/STOW)", "dicomweb")
+        self.pacs_kind.addItem("DICOM network (C-FIND/C-GET/C-MOVE)", "dimse")
+        self.local_ae.setText(self.settings.local_ae_title)
+        self.local_port.setValue(self.settings.storage_port)
+        self.db_test.clicked.connect(self._on_test_db)
+        self.pacs_test.clicked.connect(self._on_test_pacs)
+        self.db_local.toggled.connect(self._sync)
+        self.db_study_server.toggled.connect(self._sync)
+        self.pacs_kind.currentIndexChanged.connect(self._sync)
+        buttons = self.buttons
         self.save_button = buttons.addButton("Save", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
         self.skip_button = buttons.addButton("Use local defaults", QtWidgets.QDialogButtonBox.ButtonRole.RejectRole)
         self.save_button.clicked.connect(self._on_save)
         self.skip_button.clicked.connect(self._on_skip)
-        layout.addWidget(buttons)
         self._sync()
-
-    # -- widgets ----------------------------------------------------------------------------
-    def _database_group(self) -> QtWidgets.QGroupBox:
-        box = QtWidgets.QGroupBox("Study database")
-        form = QtWidgets.QFormLayout(box)
-        self.db_local = QtWidgets.QRadioButton("Local study on this computer (SQLite)")
-        self.db_server = QtWidgets.QRadioButton("Shared PostgreSQL server")
-        self.db_local.setChecked(True)
-        self.db_host = QtWidgets.QLineEdit()
-        self.db_port = QtWidgets.QSpinBox()
-        self.db_port.setRange(1, 65535)
-        self.db_port.setValue(5432)
-        self.db_name = QtWidgets.QLineEdit("readerapp")
-        self.db_user = QtWidgets.QLineEdit()
-        self.db_password = QtWidgets.QLineEdit()
-        self.db_password.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
-        self.db_storage = QtWidgets.QLineEdit()
-        self.db_storage.setPlaceholderText("shared folder every workstation mounts")
-        self.db_test = QtWidgets.QPushButton("Test connection")
-        self.db_test.clicked.connect(self._on_test_db)
-        form.addRow(self.db_local)
-        form.addRow(self.db_server)
-        for label, w in (("Host", self.db_host), ("Port", self.db_port), ("Database", self.db_name),
-                         ("User", self.db_user), ("Password", self.db_password),
-                         ("Study files", self.db_storage)):
-            form.addRow(label, w)
-        form.addRow(self.db_test)
-        self.db_local.toggled.connect(self._sync)
-        return box
-
-    def _pacs_group(self) -> QtWidgets.QGroupBox:
-        box = QtWidgets.QGroupBox("PACS (optional)")
-        box.setCheckable(True)
-        box.setChecked(False)
-        self.pacs_box = box
-        form = QtWidgets.QFormLayout(box)
-        self.pacs_name = QtWidgets.QLineEdit("pacs")
-        self.pacs_kind = QtWidgets.QComboBox()
-        self.pacs_kind.addItem("DICOMweb (QIDO/WADO/STOW)", "dicomweb")
-        self.pacs_kind.addItem("DICOM network (C-FIND/C-GET/C-MOVE)", "dimse")
-        self.pacs_url = QtWidgets.QLineEdit()
-        self.pacs_url.setPlaceholderText("https://pacs.example.org/dicom-web")
-        self.pacs_user = QtWidgets.QLineEdit()
-        self.pacs_password = QtWidgets.QLineEdit()
-        self.pacs_password.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
-        self.pacs_host = QtWidgets.QLineEdit()
-        self.pacs_port = QtWidgets.QSpinBox()
-        self.pacs_port.setRange(1, 65535)
-        self.pacs_port.setValue(104)
-        self.pacs_ae = QtWidgets.QLineEdit()
-        self.local_ae = QtWidgets.QLineEdit(self.settings.local_ae_title)
-        self.local_port = QtWidgets.QSpinBox()
-        self.local_port.setRange(1, 65535)
-        self.local_port.setValue(self.settings.storage_port)
-        self.pacs_test = QtWidgets.QPushButton("Test (echo)")
-        self.pacs_test.clicked.connect(self._on_test_pacs)
-        for label, w in (("Name", self.pacs_name), ("Kind", self.pacs_kind), ("URL", self.pacs_url),
-                         ("User", self.pacs_user), ("Password", self.pacs_password),
-                         ("Host", self.pacs_host), ("Port", self.pacs_port), ("PACS AE title", self.pacs_ae),
-                         ("Our AE title", self.local_ae), ("Our storage port (C-MOVE)", self.local_port)):
-            form.addRow(label, w)
-        form.addRow(self.pacs_test)
-        self.pacs_kind.currentIndexChanged.connect(self._sync)
-        return box
 
     def _sync(self) -> None:
         server = self.db_server.isChecked()
         for w in (self.db_host, self.db_port, self.db_name, self.db_user, self.db_password,
                   self.db_storage, self.db_test):
             w.setEnabled(server)
+        for w in (self.study_server_url, self.study_server_ca):
+            w.setEnabled(self.db_study_server.isChecked())
         web = self.pacs_kind.currentData() == "dicomweb"
         for w in (self.pacs_url, self.pacs_user, self.pacs_password):
             w.setEnabled(web)
@@ -198,6 +174,12 @@ class FirstRunDialog(QtWidgets.QDialog):
             raise SettingsError("enter the PostgreSQL server's host name, or choose the local study")
         s.database_url = db.url()
         s.study_storage = db.storage
+        s.study_server = s.study_server_ca = ""
+        if self.db_study_server.isChecked():
+            url = self.study_server_url.text().strip()
+            if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                raise SettingsError("enter the study server's address, https://HOST:PORT")
+            s.study_server, s.study_server_ca = url, self.study_server_ca.text().strip()
         if self.db_server.isChecked() and not db.storage:
             raise SettingsError("a shared database needs the shared study files folder (Study files)")
         pacs = self.pacs_node()

@@ -12,6 +12,9 @@ from PySide6 import QtCore, QtWidgets
 from ..forms import FIBROSIS_FEATURES, LOBE_NAMES, LOBES, SEVERITY_SCALE, ReadForm
 
 UNANSWERED = "—"
+#: (row, column) of each lobe in the severity grid: right lung on the left, left lung on the right,
+#: upper to lower; the left lung has no middle lobe (the lingula belongs to LUL).
+SEVERITY_GRID = {"RUL": (0, 0), "LUL": (0, 1), "RML": (1, 0), "RLL": (2, 0), "LLL": (2, 1)}
 
 
 def _combo(min_chars: int) -> QtWidgets.QComboBox:
@@ -38,7 +41,9 @@ class FormsPanel(QtWidgets.QScrollArea):
         sev_box = QtWidgets.QGroupBox("CT severity score (extent per lobe, 0-5)")
         sev = QtWidgets.QGridLayout(sev_box)
         self.severity: dict[str, QtWidgets.QComboBox] = {}
-        for i, lobe in enumerate(LOBES):
+        for lobe in LOBES:
+            # Right lung beside left, as the lobes lie: RUL | LUL, RML | -, RLL | LLL.
+            r, col = SEVERITY_GRID[lobe]
             lab = QtWidgets.QLabel(lobe)
             lab.setToolTip(LOBE_NAMES[lobe])
             cb = _combo(6)
@@ -47,8 +52,8 @@ class FormsPanel(QtWidgets.QScrollArea):
                 cb.addItem(f"{score}  ({text})", score)
             cb.setToolTip(f"Extent of involvement of the {LOBE_NAMES[lobe]}, 0 to 5")
             cb.currentIndexChanged.connect(self._changed)
-            sev.addWidget(lab, i // 2, (i % 2) * 2)
-            sev.addWidget(cb, i // 2, (i % 2) * 2 + 1)
+            sev.addWidget(lab, r, col * 2)
+            sev.addWidget(cb, r, col * 2 + 1)
             self.severity[lobe] = cb
         self.total_label = QtWidgets.QLabel("Total: — / 25")
         self.total_label.setObjectName("severityTotal")
@@ -65,11 +70,13 @@ class FormsPanel(QtWidgets.QScrollArea):
         self.fib_box = QtWidgets.QGroupBox("Fibrosis features: present in the lobe?")
         fib = QtWidgets.QGridLayout(self.fib_box)
         fib.setHorizontalSpacing(4)
+        self.fib_headers: list[QtWidgets.QLabel] = []
         for j, lobe in enumerate(LOBES):
             h = QtWidgets.QLabel(f"<b>{lobe}</b>")
             h.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             h.setToolTip(LOBE_NAMES[lobe])
             fib.addWidget(h, 0, j)
+            self.fib_headers.append(h)
         self.fibrosis: dict[str, dict[str, QtWidgets.QComboBox]] = {}
         row = 1
         for f in FIBROSIS_FEATURES:
@@ -107,6 +114,19 @@ class FormsPanel(QtWidgets.QScrollArea):
         self.missing_label.setObjectName("missingLabel")
         lay.addWidget(self.missing_label)
         lay.addStretch(1)
+        # The lobe header of the fibrosis grid stays visible while its rows scroll: a copy of it
+        # pinned to the top of the viewport once the real one has scrolled out of sight.
+        self.frozen_header = QtWidgets.QFrame(self.viewport())
+        self.frozen_header.setObjectName("frozenHeader")
+        self.frozen_header.setAutoFillBackground(True)
+        self.frozen_labels = []
+        for lobe in LOBES:
+            h = QtWidgets.QLabel(f"<b>{lobe}</b>", self.frozen_header)
+            h.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            h.setToolTip(LOBE_NAMES[lobe])
+            self.frozen_labels.append(h)
+        self.frozen_header.hide()
+        self.verticalScrollBar().valueChanged.connect(self._place_frozen_header)
         self._day90_toggled(False)
 
     # --- state ------------------------------------------------------------------------------
@@ -150,6 +170,32 @@ class FormsPanel(QtWidgets.QScrollArea):
     def _day90_toggled(self, on: bool) -> None:
         self.fib_box.setVisible(on)
         self._changed()
+        QtCore.QTimer.singleShot(0, self._place_frozen_header)
+
+    def resizeEvent(self, ev) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        super().resizeEvent(ev)
+        QtCore.QTimer.singleShot(0, self._place_frozen_header)
+
+    def _place_frozen_header(self, *args) -> None:  # type: ignore[no-untyped-def]
+        """Show the pinned header while the grid's own header is above the viewport's top and
+        the grid still fills it; its labels sit over the grid's columns."""
+        vp = self.viewport()
+        first = self.fib_headers[0]
+        if not self.fib_box.isVisible():
+            self.frozen_header.hide()
+            return
+        top = first.mapTo(vp, QtCore.QPoint(0, 0)).y()
+        box_bottom = self.fib_box.mapTo(vp, QtCore.QPoint(0, self.fib_box.height())).y()
+        h = first.height() + 4
+        if top >= 0 or box_bottom <= h:
+            self.frozen_header.hide()
+            return
+        self.frozen_header.setGeometry(0, 0, vp.width(), h)
+        for real, copy in zip(self.fib_headers, self.frozen_labels, strict=True):
+            x = real.mapTo(vp, QtCore.QPoint(0, 0)).x()
+            copy.setGeometry(x, 2, real.width(), real.height())
+        self.frozen_header.show()
+        self.frozen_header.raise_()
 
     def _changed(self, *args) -> None:  # type: ignore[no-untyped-def]
         form = self.form()

@@ -7,6 +7,7 @@ replaces every modal dialog with a recorded message and a policy given up front.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from pathlib import Path
@@ -17,7 +18,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..editing.session import LabelOrigin, ReadingSession
 from ..errors import ReaderAppError
+from ..slicenum import image_label
 from .actions import MODES, TOOLS, TypingGuard, build_actions
+from .brush_style import brush_style
 from .controller import EditController
 from .densitometry_panel import DensitometryPanel
 from .forms_panel import FormsPanel
@@ -30,13 +33,32 @@ from .volume_view import VolumeView
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
+#: Settings keys of older versions that held scan or read paths (removed on start).
+_IDENTIFYING_KEYS = ("recent", "last_dir", "last_read_dir")
+#: Tool settings kept between sessions: the 3D fill's reach and the size above which to ask.
+_REMEMBERED_TOOL_SETTINGS = ("fill_radius_mm", "confirm_ml")
 LABEL_NAMES = {0: "outside", 1: "lung", 2: "GGO", 3: "consolidation"}
+
+
+class _PressWatcher(QtCore.QObject):
+    """Calls ``fn`` on every mouse press in the watched widget (and lets the press through)."""
+
+    def __init__(self, fn, parent: QtCore.QObject) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parent)
+        self._fn = fn
+
+    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802
+        if ev.type() == QtCore.QEvent.Type.MouseButtonPress:
+            self._fn()
+        return False
 
 
 class MainWindow(QtWidgets.QMainWindow):
     session_ready = QtCore.Signal()
     first_image = QtCore.Signal()  # the CT is drawn (segmentation may still be running)
     load_failed = QtCore.Signal(str)
+    read_saved = QtCore.Signal(object)  # the read folder, once written
+    save_failed = QtCore.Signal(str)
 
     def __init__(
         self,
@@ -58,20 +80,38 @@ class MainWindow(QtWidgets.QMainWindow):
         self.interactive = interactive
         self.settings = settings or QtCore.QSettings("ReaderApp", "ReaderApp")
         self.errors: list[str] = []
+        #: Questions asked without dialogs (``interactive=False``) and the answer they get.
+        self.questions: list[str] = []
+        self.confirm_answer = True
         self.restored_edits = 0
         self.state = ViewState()
         self.controller = EditController()
+        for key in _REMEMBERED_TOOL_SETTINGS:  # the reader's limits come back (plain numbers)
+            value = self.settings.value(f"tools/{key}")
+            if value is not None:
+                with contextlib.suppress(TypeError, ValueError):  # a damaged value: the default
+                    setattr(self.controller.settings, key, float(value))
         self.actions_ = build_actions(self)
         self._typing_guard = TypingGuard(self)
         if app is not None:
             app.installEventFilter(self._typing_guard)
         self._thread: QtCore.QThread | None = None
         self._worker: LoadWorker | None = None
+        self._saver: tuple[QtCore.QThread, Any] | None = None
+        self._close_after_save = False
         self._dirty: set[int] = set()
         self._flush_pending = False
-        self.active_axis = 0
+        self.active_axis = 0  # the slice view the arrow keys scroll
+        self.active_view = 0  # the view X maximizes: a slice view (0-2) or the 3D view (3)
         self.last_read_folder: Path | None = None
+        #: Recent scans and the last folders, for this session only: a scan's path can name the
+        #: patient, so none is ever written into the user's settings (older keys are removed).
+        self._recent: list[str] = []
+        self._last_dir: str | None = None
+        for key in _IDENTIFYING_KEYS:
+            self.settings.remove(key)
         self._journal_error_shown: str | None = None
+        self.compare_window: Any = None
 
         self.setWindowTitle("ReaderApp")
         self.setAcceptDrops(True)
@@ -85,6 +125,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         self._build_statusbar()
         self._connect()
+        self.notes: list[str] = []  # informational messages (tests read them)
+        from .display_tools import DisplayTools
+
+        self.display_tools = DisplayTools(self)  # PACS habits: cine, slab, layouts, W/L typed
+        from .icons import apply_icons, icon, install_help_menu
+
+        apply_icons({**self.actions_, **self.display_tools.actions})
+        install_help_menu(self)
+        self.help_view.setHtml(help_html({**self.actions_, **self.display_tools.actions}))
+        main_tb = self.findChild(QtWidgets.QToolBar, "mainToolbar")
+        if main_tb is not None:  # icons, and the words beside them for the frequent commands
+            main_tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.setWindowIcon(icon("readerapp"))
         self.resize(1600, 1000)
         if interactive:  # the reader's own layout comes back (not in tests or screenshots)
             geometry = self.settings.value("window/geometry")
@@ -133,12 +186,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, left)
         self.numbers = DensitometryPanel()
         self.forms = FormsPanel()
+        from .measuring import MeasurementsPanel
+
+        self.measurements = MeasurementsPanel(self.controller.measure, self.state)
         self.help_view = QtWidgets.QTextBrowser()
         self.help_view.setHtml(help_html(self.actions_))
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 22)
         self.tabs.addTab(self.numbers, "Densitometry")
         self.tabs.addTab(self.forms, "Read form")
+        self.tabs.addTab(self.measurements, "Measurements")
         self.tabs.addTab(self.help_view, "Help")
         right = QtWidgets.QDockWidget("Read", self)
         right.setObjectName("readDock")
@@ -162,6 +219,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu = file.addMenu("Open &recent")
         file.addAction(a["open_labels"])
         file.addAction(a["save"])
+        compare = file.addAction("&Compare with another scan…")
+        compare.setToolTip("Baseline and follow-up side by side, scrolling linked by patient position")
+        compare.triggered.connect(self.compare_dialog)
         file.addSeparator()
         pacs = file.addAction("Retrieve from &PACS…")
         pacs.setToolTip("Query a PACS node and open a retrieved CT series")
@@ -172,8 +232,9 @@ class MainWindow(QtWidgets.QMainWindow):
         file.addSeparator()
         file.addAction(a["quit"])
         edit = mb.addMenu("&Edit")
-        for n in ["undo", "redo", None, *TOOLS, None, *MODES, None, "opt_sphere", "opt_hu_limited",
-                  "opt_keep_inside", "opt_fill_3d", "interpolate", "brush_smaller", "brush_larger"]:
+        for n in ["undo", "redo", None, *TOOLS, "measure_delete", None, *MODES, None, "opt_sphere", "opt_hu_limited",
+                  "opt_keep_inside", "opt_fill_3d", "opt_remove_3d", "apply_preview", "interpolate",
+                  "brush_smaller", "brush_larger"]:
             edit.addSeparator() if n is None else edit.addAction(a[n])
         view = mb.addMenu("&View")
         for n in ["preset_lung", "preset_mediastinum", None, "overlay_toggle", "outline_toggle",
@@ -224,6 +285,16 @@ class MainWindow(QtWidgets.QMainWindow):
         a["opt_keep_inside"].toggled.connect(lambda v: c.set_option(keep_inside_lung=v))
         a["opt_fill_3d"].toggled.connect(lambda v: c.set_option(fill_3d=v))
         a["interpolate"].triggered.connect(c.interpolate)
+        a["opt_remove_3d"].toggled.connect(lambda v: c.set_option(remove_3d=v))
+        a["apply_preview"].triggered.connect(c.apply_pending)
+        c.preview_changed.connect(self.refresh_views)
+        from .preview_3d import Preview3D
+
+        self.preview_3d = Preview3D(self.volume_view, c)  # the preview in the 3D view too
+        c.measure.changed.connect(self.refresh_views)
+        c.measure.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        a["measure_delete"].triggered.connect(c.measure.delete_last)
+        c.confirm = self.ask_yes_no
         a["brush_smaller"].triggered.connect(lambda: c.change_brush(-1))
         a["brush_larger"].triggered.connect(lambda: c.change_brush(+1))
         a["overlay_toggle"].toggled.connect(lambda v: st.set_overlay(visible=v))
@@ -232,7 +303,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a["preset_mediastinum"].triggered.connect(lambda: st.preset("mediastinum"))
         a["slice_next"].triggered.connect(lambda: st.step_slice(self.active_axis, +1))
         a["slice_prev"].triggered.connect(lambda: st.step_slice(self.active_axis, -1))
-        a["maximize"].triggered.connect(lambda: self.toggle_maximize(self.views[self.active_axis]))
+        a["maximize"].triggered.connect(lambda: self.toggle_maximize(self.views[self.active_view]))
         a["reset_views"].triggered.connect(self.reset_views)
         a["help"].triggered.connect(lambda: self.tabs.setCurrentWidget(self.help_view))
         st.cursor_changed.connect(self._on_cursor_changed)
@@ -244,12 +315,20 @@ class MainWindow(QtWidgets.QMainWindow):
         for v in self.slice_views:
             v.hovered.connect(self._on_hover)
             v.maximize_requested.connect(lambda v=v: self.toggle_maximize(v))
-            v.activated.connect(lambda v=v: setattr(self, "active_axis", v.axis))
+            v.activated.connect(lambda v=v: self._activate(v.axis))
+        # A click in the 3D view makes it the active view: X maximizes it as it does a slice view.
+        self._volume_activation = _PressWatcher(lambda: self._activate(3), self)
+        self.volume_view.canvas.installEventFilter(self._volume_activation)
         self.volume_view.maximize_requested.connect(lambda: self.toggle_maximize(self.volume_view))
+
+    def _activate(self, view: int) -> None:
+        self.active_view = view
+        if view < 3:
+            self.active_axis = view
 
     # --- opening ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        start = str(self.settings.value("last_dir", str(Path.home())))
+        start = self._last_dir or str(Path.home())
         d = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a DICOM series folder", start)
         if d:
             self.open_series([d])
@@ -267,33 +346,34 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._thread is not None:
             self.show_error("A scan is still loading; cancel it first.")
             return
+        if self._saver is not None:
+            self.show_error("The read is still being saved.")
+            return
         s = self.controller.session
-        if self.interactive and s is not None and s.modified:
-            answer = QtWidgets.QMessageBox.question(
-                self, "Unsaved edits",
-                "The current read has edits that are not saved as a read. They stay in the "
-                "journal and are offered again when you reopen that scan.\n\nOpen the other "
-                "scan anyway?",
-            )
-            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
-                return
+        if self.interactive and s is not None and not self._may_leave(s, "Open the other scan anyway?"):
+            return
         self._current_inputs = inputs
         if isinstance(inputs, (list, tuple)) and inputs:
             self._add_recent(str(inputs[0]))
-            self.settings.setValue("last_dir", str(Path(inputs[0]).parent))
+            self._last_dir = str(Path(inputs[0]).parent)
         self._worker = LoadWorker(inputs, labels_path, self.backend, self.journal_root,
                                   self.use_journal)
         self._worker.progress.connect(self._on_progress)
         self._worker.volume_loaded.connect(self._on_volume_loaded)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(lambda: self.statusBar().showMessage("Loading cancelled", 5000))
+        # A bound slot, not a lambda: a lambda ran in the worker's thread and touched the status
+        # bar from there (Qt: "Cannot create children for a parent in a different thread").
+        self._worker.cancelled.connect(self._on_load_cancelled)
         self.progress.setValue(0)
         self.progress.setFormat("Opening… %p%")
         self.progress.show()
         self.cancel_button.show()
         self._thread = start_worker(self, self._worker)
         self._thread.finished.connect(self._on_worker_done)
+
+    def _on_load_cancelled(self) -> None:
+        self.statusBar().showMessage("Loading cancelled", 5000)
 
     def cancel_loading(self) -> None:
         if self._worker is not None:
@@ -323,6 +403,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for v in self.slice_views:
             v._geometry_key = None
         self.refresh_views()
+        for v in self.slice_views:
+            v.sync()  # drawn now: ``first_image`` means the CT is on screen
         self.first_image.emit()
 
     def _on_failed(self, message: str) -> None:
@@ -376,10 +458,63 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_views()
         self.volume_view.reset()
         self.tools_panel.sync()
+        self.measurements.sync()
         if session.prepared.form is not None:
             self.forms.set_form(session.prepared.form)
         for w in session.prepared.warnings:
             self.statusBar().showMessage(w, 10000)
+
+    # --- comparing two visits ---------------------------------------------------------------
+    def open_comparison(self, volume, labels=None, title: str = "Other scan"):  # type: ignore[no-untyped-def]
+        """Show the scan being read beside another visit's, scrolling linked by patient position.
+
+        ``labels`` of the other scan: an array on its grid (a saved read's), or None (none drawn).
+        """
+        from .compare_view import CompareWindow
+
+        s = self.controller.session
+        if s is None:
+            self.show_error("Open the scan to read first, then the scan to compare it with.")
+            return None
+        other = labels if labels is not None else np.zeros(volume.shape, np.uint8)
+        if self.compare_window is not None:
+            self.compare_window.close()
+        self.compare_window = CompareWindow(
+            ("This scan (being read)", s.volume, lambda: self.controller.session.labels
+             if self.controller.session is not None else s.labels),
+            (title, volume, other), self)
+        self.compare_window.follow(self.state.cursor[0])
+        self.compare_window.show()
+        return self.compare_window
+
+    def compare_dialog(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "The other visit's DICOM series folder",
+                                                       self._last_dir or str(Path.home()))
+        if not d:
+            return
+        r = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Its saved read folder, for its labels (Cancel: no labels)", str(Path(d).parent))
+        try:
+            from ..editing.session import prepare
+
+            QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+            try:
+                if r:
+                    p = prepare([d], labels_path=r)
+                    volume, labels = p.volume, p.labels
+                else:
+                    from ..io.dicom import load_series
+
+                    vols = load_series([d])
+                    if not vols:
+                        raise ReaderAppError(f"no CT series found in {d}")
+                    volume, labels = max(vols, key=lambda v: v.hu.size), None
+            finally:
+                QtWidgets.QApplication.restoreOverrideCursor()
+        except ReaderAppError as exc:
+            self.show_error(f"The scan to compare was not opened: {exc}")
+            return
+        self.open_comparison(volume, labels, "Other visit")
 
     # --- PACS and site settings (dialogs of the sites part) -------------------------------------
     def open_pacs_browser(self) -> None:
@@ -396,12 +531,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --- recent list and drops --------------------------------------------------------------
     def recent(self) -> list[str]:
-        v = self.settings.value("recent", [])
-        return [str(x) for x in (v if isinstance(v, list) else [v] if v else [])]
+        """Scans opened in this session, newest first (kept in memory only, never stored)."""
+        return list(self._recent)
 
     def _add_recent(self, path: str) -> None:
-        items = [path] + [p for p in self.recent() if p != path]
-        self.settings.setValue("recent", items[:MAX_RECENT])
+        self._recent = ([path] + [p for p in self._recent if p != path])[:MAX_RECENT]
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
@@ -425,12 +559,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.controller.display is None:
             return
         for v in self.slice_views:
-            v.refresh()
+            v.schedule(full=True)  # one redraw per view, however many changes come first
         self._update_wl()
 
     def _on_cursor_changed(self) -> None:
         if self.controller.display is None:
             return
+        if self.compare_window is not None and self.compare_window.isVisible():
+            self.compare_window.follow(self.state.cursor[0])
         for v in self.slice_views:
             v.refresh_cursor()
 
@@ -453,6 +589,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_step_done(self) -> None:
         self.volume_view.mark_stale()
+        if self.compare_window is not None and self.compare_window.isVisible():
+            self.compare_window.left.draw()
         self.tools_panel.sync()
         self.numbers.update_values(self.controller.session)
         self._report_journal_error()
@@ -468,17 +606,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_settings_changed(self) -> None:
         st = self.controller.settings
+        for key in _REMEMBERED_TOOL_SETTINGS:
+            if self.settings.value(f"tools/{key}") != str(getattr(st, key)):
+                self.settings.setValue(f"tools/{key}", str(getattr(st, key)))
         a = self.actions_
         a[TOOL_ACTIONS[st.tool]].setChecked(True)
         a[MODE_ACTIONS[st.mode]].setChecked(True)
-        shape = (QtCore.Qt.CursorShape.ArrowCursor if st.tool.value == "navigate"
-                 else QtCore.Qt.CursorShape.CrossCursor)
         for v in self.slice_views:
-            v.canvas.setCursor(shape)
+            v.update_tool_cursor()
         self.tools_panel.sync()
         self.statusBar().showMessage(
             f"Tool: {st.tool.value}, label: {st.mode.value}, brush {st.radius_mm:g} mm "
-            f"{'sphere' if st.sphere else 'disk'}", 3000)
+            f"{brush_style(st).text}", 3000)
 
     def _on_hover(self, zyx) -> None:  # type: ignore[no-untyped-def]
         s = self.controller.display
@@ -488,7 +627,11 @@ class MainWindow(QtWidgets.QMainWindow):
         z, y, x = zyx
         hu = int(s.volume.hu[z, y, x])
         lab = LABEL_NAMES.get(int(s.labels[z, y, x]), "?")
-        self.pos_label.setText(f"x {x}  y {y}  slice {z + 1}/{s.labels.shape[0]}   {hu} HU   {lab}")
+        self.pos_label.setText(f"x {x}  y {y}  {image_label(s.volume, z)}   {hu} HU   {lab}")
+
+    def go_to_image(self, number: int) -> None:
+        """Show image ``number`` as the PACS numbers it (DICOM InstanceNumber)."""
+        self.display_tools.go_to_image(number)
 
     def _update_wl(self) -> None:
         self.wl_label.setText(f"W {self.state.window:.0f}  L {self.state.level:.0f}")
@@ -509,11 +652,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         for v in self.slice_views:
             v.fit()
-            v.canvas.render_now()
+            v.schedule(full=False)
         self.volume_view.reset()
 
     # --- saving and errors ------------------------------------------------------------------
-    def save_read(self, folder: str | Path | None = None) -> Path | None:
+    def save_read(self, folder: str | Path | None = None, *, wait: bool | None = None) -> Path | None:
+        """Save the read in the background (:mod:`.save_worker`). ``wait`` (default: when not
+        interactive) returns the folder once saved; otherwise ``read_saved`` tells."""
         s = self.controller.session
         if s is None:
             return None
@@ -526,21 +671,120 @@ class MainWindow(QtWidgets.QMainWindow):
         if folder is None:
             if not self.interactive:
                 return None
-            start = str(self.last_read_folder or self.settings.value("last_read_dir", str(Path.home())))
+            start = str(self.last_read_folder.parent if self.last_read_folder else Path.home())
             d = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder to save the read in", start)
             if not d:
                 return None
             folder = d
-        try:
-            out = s.save(folder, self.forms.form(), require_fibrosis=self.forms.require_fibrosis)
-        except (ReaderAppError, OSError) as exc:
-            self.show_error(f"The read was not saved: {exc}")
+        return self._save_in_background(s, folder, wait=not self.interactive if wait is None else wait)
+
+    def _save_in_background(self, s: ReadingSession, folder: str | Path, *, wait: bool) -> Path | None:
+        """Save in a worker thread with a busy progress bar; edits and closing wait for it.
+        ``wait``: return only when saved (a local event loop keeps the window responsive)."""
+        from .save_worker import SaveWorker, start_save
+
+        if self._saver is not None:
+            self.show_error("The read is still being saved.")
             return None
-        self.last_read_folder = out
-        self.settings.setValue("last_read_dir", str(Path(out).parent))
+        worker = SaveWorker(s, folder, self.forms.form(), self.forms.require_fibrosis)
+        worker.saved.connect(self._on_saved)
+        worker.failed.connect(self._on_save_failed)  # a bound slot: runs in the GUI thread
+        self.controller.busy = "the read is being saved"
+        self.progress.setRange(0, 0)  # busy: the core's save reports no fractions
+        self.progress.setFormat("Saving the read…")
+        self.progress.show()
+        self.statusBar().showMessage("Saving the read…")
+        self._saver = (start_save(self, worker), worker)
+        thread = self._saver[0]
+        thread.finished.connect(self._on_save_done)
+        if wait:
+            loop = QtCore.QEventLoop()
+            thread.finished.connect(loop.quit)
+            if thread.isRunning():
+                loop.exec()
+            QtCore.QCoreApplication.sendPostedEvents(self)
+            if self._saver is not None and self._saver[0] is thread:
+                self._on_save_done()
+        return worker.out if wait else None
+
+    def run_saving(self, fn: Any, message: str = "Saving the read…") -> Any:
+        """Run ``fn`` (a save that must finish before anything else, e.g. into the study
+        database) in a worker thread: the window stays responsive with a busy bar, edits are
+        refused and closing waits, as for :meth:`save_read`. Returns ``fn``'s result or raises
+        its exception here, in the GUI thread."""
+        from .save_worker import CallWorker, start_save
+
+        if self._saver is not None:
+            raise ReaderAppError("the read is still being saved")
+        worker = CallWorker(fn)
+        self.controller.busy = "the read is being saved"
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(message)
+        self.progress.show()
+        self.statusBar().showMessage(message)
+        thread = start_save(self, worker)
+        self._saver = (thread, worker)
+        loop = QtCore.QEventLoop()
+        thread.finished.connect(loop.quit)
+        if thread.isRunning():
+            loop.exec()
+        self._on_save_done()
+        self.statusBar().clearMessage()
+        if worker.error is not None:
+            raise worker.error
+        return worker.result
+
+    def _on_save_failed(self, message: str) -> None:
+        self.show_error(f"The read was not saved: {message}")
+        self.save_failed.emit(message)
+
+    def _on_saved(self, out: Path) -> None:
+        self.last_read_folder = Path(out)  # never written to the settings (privacy)
         self.statusBar().showMessage(f"Read saved to {out}", 8000)
         self._report_journal_error()
-        return out
+        self.read_saved.emit(out)
+
+    def _on_save_done(self) -> None:
+        if self._saver is None:
+            return
+        thread, _worker = self._saver
+        thread.wait(5000)
+        thread.deleteLater()
+        self._saver = None
+        self.controller.busy = None
+        self.progress.setRange(0, 1000)
+        if self._thread is None:
+            self.progress.hide()
+        if self._close_after_save:
+            self._close_after_save = False
+            QtCore.QTimer.singleShot(0, self.close)
+
+    @property
+    def saving(self) -> bool:
+        return self._saver is not None
+
+    def _may_leave(self, s: ReadingSession, question: str) -> bool:
+        """Ask before leaving a read with unsaved edits (kept in the journal) or unsaved rulers
+        and ROIs (lost: only a saved read keeps them). True when nothing is unsaved."""
+        parts = []
+        if s.modified:
+            parts.append("This read has edits that are not saved as a read yet. They stay in the "
+                         "journal and are offered again when you reopen this scan.")
+        if s.unsaved_measurements:
+            parts.append("Its rulers and ROIs are not saved: only a saved read keeps them, they "
+                         "will be lost.")
+        if not parts:
+            return True
+        answer = QtWidgets.QMessageBox.question(self, "Unsaved read", " ".join(parts) + "\n\n" + question)
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
+
+    def ask_yes_no(self, question: str) -> bool:
+        """A yes/no question to the reader (recorded and answered by policy without dialogs)."""
+        if not self.interactive:
+            self.questions.append(question)
+            return bool(self.confirm_answer)
+        answer = QtWidgets.QMessageBox.question(self, "ReaderApp", question)
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
     def show_error(self, message: str) -> None:
         self.errors.append(message)
@@ -550,16 +794,19 @@ class MainWindow(QtWidgets.QMainWindow):
             QtWidgets.QMessageBox.critical(self, "ReaderApp", message)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
-        s = self.controller.session
-        if self.interactive and s is not None and s.modified:
-            answer = QtWidgets.QMessageBox.question(
-                self, "Unsaved edits",
-                "This read has edits that are not saved as a read yet. They stay in the journal "
-                "and are offered again when you reopen this scan.\n\nClose anyway?",
-            )
-            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+        if self._saver is not None:  # never close under a save: the read must be complete
+            if self.interactive:
+                self.statusBar().showMessage("The read is being saved; the window closes when "
+                                             "it is done.", 10000)
+                self._close_after_save = True
                 ev.ignore()
                 return
+            self._saver[0].wait()
+            self._on_save_done()
+        s = self.controller.session
+        if self.interactive and s is not None and not self._may_leave(s, "Close anyway?"):
+            ev.ignore()
+            return
         if self.interactive:
             self.settings.setValue("window/geometry", self.saveGeometry())
             self.settings.setValue("window/state", self.saveState())
@@ -569,6 +816,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._thread.wait(10000)
         if self.controller.session is not None:
             self.controller.session.close()
+        self.volume_view.shutdown()  # a surface build in its worker thread ends first
         for v in self.views:
             v.canvas.Finalize()
         super().closeEvent(ev)

@@ -19,6 +19,7 @@ from PySide6 import QtCore, QtWidgets
 
 from ..errors import ReaderAppError
 from ..progress import Cancelled
+from .uiload import load_into
 
 
 class _Worker(QtCore.QThread):
@@ -52,12 +53,34 @@ class _Worker(QtCore.QThread):
             self.failed.emit(f"internal error ({exc.__class__.__name__}: {exc})")
 
 
+#: The named widgets of ui/pacs_browser.ui, bound as attributes of the dialog.
+_FORM_WIDGETS = ("node", "patient_id", "study_date", "accession", "search_button", "studies",
+                 "series", "importTarget", "subject", "visit", "route", "progress",
+                 "retrieve_button", "cancel_button", "pacsStatus")
+
+
 class PacsBrowser(QtWidgets.QDialog):
     """Query a node, pick a CT series, retrieve it. ``series_retrieved(folder)`` when complete;
     in study mode ``case_imported(code)`` once the series is imported into the study."""
 
     series_retrieved = QtCore.Signal(object)
     case_imported = QtCore.Signal(str)
+
+    node: QtWidgets.QComboBox
+    patient_id: QtWidgets.QLineEdit
+    study_date: QtWidgets.QLineEdit
+    accession: QtWidgets.QLineEdit
+    search_button: QtWidgets.QPushButton
+    studies: QtWidgets.QTableWidget
+    series: QtWidgets.QTableWidget
+    importTarget: QtWidgets.QWidget  # noqa: N815 (Designer object names)
+    subject: QtWidgets.QLineEdit
+    visit: QtWidgets.QComboBox
+    route: QtWidgets.QComboBox
+    progress: QtWidgets.QProgressBar
+    retrieve_button: QtWidgets.QPushButton
+    cancel_button: QtWidgets.QPushButton
+    pacsStatus: QtWidgets.QLabel  # noqa: N815
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, settings: Any = None, *,
                  study: tuple[Any, Any] | None = None, client_factory: Any = None) -> None:
@@ -74,73 +97,34 @@ class PacsBrowser(QtWidgets.QDialog):
         self._client: Any = None
         self.last_results: list[Any] = []
 
-        self.node = QtWidgets.QComboBox()
+        # The form is ui/pacs_browser.ui (Designer); behaviour stays here.
+        form = load_into(self, "pacs_browser.ui", bind=_FORM_WIDGETS)
+        self.status = self.pacsStatus
+        retrieve_row = form.findChild(QtWidgets.QHBoxLayout, "retrieveRow")
+        if retrieve_row is not None:
+            retrieve_row.setStretchFactor(self.progress, 1)
         for name, node in self.settings.pacs.items():
             self.node.addItem(f"{name}: {node.describe()}", name)
         if self.settings.default_pacs:
             self.node.setCurrentIndex(max(self.node.findData(self.settings.default_pacs), 0))
-        self.patient_id = QtWidgets.QLineEdit()
-        self.study_date = QtWidgets.QLineEdit()
-        self.study_date.setPlaceholderText("YYYYMMDD or YYYYMMDD-YYYYMMDD")
-        self.accession = QtWidgets.QLineEdit()
-        self.search_button = QtWidgets.QPushButton("Search")
-        self.studies = QtWidgets.QTableWidget(0, 5)
+        self.studies.setColumnCount(5)
         self.studies.setHorizontalHeaderLabels(["Date", "Patient ID", "Accession", "Description", "Series"])
-        self.series = QtWidgets.QTableWidget(0, 4)
+        self.series.setColumnCount(4)
         self.series.setHorizontalHeaderLabels(["#", "Description", "Images", "Series UID"])
         for table in (self.studies, self.series):
             table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
             table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
             table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
             table.horizontalHeader().setStretchLastSection(True)
-        self.route = QtWidgets.QComboBox()
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.retrieve_button = QtWidgets.QPushButton("Retrieve")
-        self.cancel_button = QtWidgets.QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.status = QtWidgets.QLabel("")
-        self.status.setObjectName("pacsStatus")
-        self.status.setWordWrap(True)
-
-        form = QtWidgets.QFormLayout()
-        form.addRow("PACS", self.node)
-        form.addRow("Patient ID", self.patient_id)
-        form.addRow("Study date", self.study_date)
-        form.addRow("Accession", self.accession)
-        self.subject = QtWidgets.QLineEdit()
-        self.subject.setPlaceholderText("the study's subject ID, e.g. 1001")
-        self.subject.setToolTip("Import the retrieved series as this subject's scan")
-        self.visit = QtWidgets.QComboBox()
-        self.visit.setToolTip("The visit this scan belongs to")
         if study is not None:
             for v in study[0].config.visits:
                 self.visit.addItem(v, v)
             self.visit.setCurrentIndex(-1)
             self.retrieve_button_text = "Retrieve and import"
+            self.retrieve_button.setText(self.retrieve_button_text)
         else:
             self.retrieve_button_text = "Retrieve"
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.search_button)
-        layout.addWidget(QtWidgets.QLabel("CT studies"))
-        layout.addWidget(self.studies)
-        layout.addWidget(QtWidgets.QLabel("CT series"))
-        layout.addWidget(self.series)
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(QtWidgets.QLabel("Route"))
-        row.addWidget(self.route)
-        row.addWidget(self.progress, 1)
-        row.addWidget(self.retrieve_button)
-        row.addWidget(self.cancel_button)
-        layout.addLayout(row)
-        if study is not None:
-            target = QtWidgets.QFormLayout()
-            target.addRow("Import as subject", self.subject)
-            target.addRow("Visit", self.visit)
-            layout.insertLayout(layout.count() - 1, target)
-            self.retrieve_button.setText(self.retrieve_button_text)
-        layout.addWidget(self.status)
+            self.importTarget.hide()
         if not self.settings.pacs:
             self._show("no PACS is configured: add one in the first-run dialog or with 'readerapp pacs add'", False)
             self.search_button.setEnabled(False)
@@ -259,14 +243,12 @@ class PacsBrowser(QtWidgets.QDialog):
             self._show("give the subject ID and the visit to import the series as", False)
             return
         if self.study is not None:  # refuse a duplicate before the transfer, not after it
+            from ..pacs.study_actions import refuse_duplicate
+
             try:
-                done = [o.code for o in self.study[0].case_originals(self.study[1])
-                        if (o.subject, o.visit) == (subject, visit)]
+                refuse_duplicate(self.study[0], self.study[1], subject, visit)
             except ReaderAppError as exc:
                 self._show(str(exc), False)
-                return
-            if done:
-                self._show(f"subject {subject} visit {visit} was imported before (case {done[0]})", False)
                 return
         client, route = self.client(), self.route.currentData() or ""
         dest = self.settings.effective_staging_dir()
@@ -274,14 +256,14 @@ class PacsBrowser(QtWidgets.QDialog):
         study = self.study
 
         def job(progress: Any) -> Any:
-            result = retrieve_series(client, hit.study_uid, hit.series_uid, dest, route=route,
-                                     progress=progress)
-            if study is None or not result.complete:
-                return result
-            from ..pacs.pull import import_series
+            if study is None:
+                return retrieve_series(client, hit.study_uid, hit.series_uid, dest, route=route,
+                                       progress=progress)
+            from ..pacs.study_actions import retrieve_into_study
 
-            progress(1.0, "importing into the study (de-identifying) ...")
-            return result, import_series(result, study[0], study[1], subject, visit)
+            result, code = retrieve_into_study(client, study[0], study[1], hit.study_uid, hit.series_uid,
+                                               dest, subject, visit, route=route, progress=progress)
+            return result if code is None else (result, code)
 
         self._start(job, self._retrieved, kind="retrieve")
 

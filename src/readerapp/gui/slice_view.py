@@ -18,13 +18,23 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
-from vtkmodules.vtkFiltersSources import vtkRegularPolygonSource
-from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper, vtkTextActor
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkActor2D,
+    vtkImageActor,
+    vtkPolyDataMapper,
+    vtkPolyDataMapper2D,
+    vtkTextActor,
+)
 
+from ..slicenum import axial_caption
+from .brush_style import BrushStyle, brush_style, qt_pen
 from .state import COLOURS, Tool, ViewState
 from .vtk_canvas import VtkCanvas
 
 AXIS_NAMES = ("Axial", "Coronal", "Sagittal")
+#: Scale bar lengths (mm) to choose from.
+SCALE_BAR_MM = (5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 #: Orientation letters at (left, right, top, bottom) of each view, radiological convention: the
 #: patient's right on the viewer's left, anterior up (axial), head up (coronal, sagittal), anterior
 #: on the left (sagittal). Every view is drawn this way whatever the scan's own axis directions.
@@ -80,6 +90,26 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+def brush_cursor(diameter: int, dpr: float = 1.0, style: BrushStyle | None = None) -> QtGui.QCursor:
+    """A mouse cursor drawn as the brush's circle with a dark rim and a centre dot, in the brush's
+    style (:func:`.brush_style.brush_style`: disk white, sphere orange, HU-limited dashed)."""
+    size = diameter + 4
+    pm = QtGui.QPixmap(int(round(size * dpr)), int(round(size * dpr)))
+    pm.setDevicePixelRatio(dpr)
+    pm.fill(QtCore.Qt.GlobalColor.transparent)
+    p = QtGui.QPainter(pm)
+    p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    rect = QtCore.QRectF(2, 2, diameter, diameter)
+    p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 160), 3))
+    p.drawEllipse(rect)
+    p.setPen(qt_pen(style, 1) if style is not None else QtGui.QPen(QtGui.QColor(*COLOURS["brush"]), 1))
+    p.drawEllipse(rect)
+    c = size / 2
+    p.drawPoint(QtCore.QPointF(c, c))
+    p.end()
+    return QtGui.QCursor(pm, int(size / 2), int(size / 2))
+
+
 class SliceView(QtWidgets.QFrame):
     hovered = QtCore.Signal(object)  # (z, y, x) under the mouse, or None
     maximize_requested = QtCore.Signal()
@@ -93,6 +123,11 @@ class SliceView(QtWidgets.QFrame):
         self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
         self.header = QtWidgets.QLabel(AXIS_NAMES[axis])
         self.header.setObjectName("viewHeader")
+        # The header's text changes with every slice: it must never resize the views (a resize
+        # re-renders every canvas, and the layout would jiggle while scrolling).
+        self.header.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                                  QtWidgets.QSizePolicy.Policy.Fixed)
+        self.header.setMinimumWidth(1)
         self.header.setToolTip(
             f"{AXIS_NAMES[axis]} view: wheel scrolls, right drag zooms, middle drag pans, "
             "double-click maximizes"
@@ -112,6 +147,9 @@ class SliceView(QtWidgets.QFrame):
         self.actor = vtkImageActor()
         self.actor.GetMapper().SetInputData(self.image)
         self.actor.InterpolateOff()
+        # An opaque RGB slice: without this VTK draws it in the translucent pass as well, which
+        # doubled a render's time in software OpenGL.
+        self.actor.ForceOpaqueOn()
         r.AddActor(self.actor)
         self._cross_pts = vtkPoints()
         self._cross_pts.SetNumberOfPoints(4)
@@ -122,18 +160,37 @@ class SliceView(QtWidgets.QFrame):
         lines.InsertNextCell(2, [2, 3])
         cross.SetLines(lines)
         self._cross_poly = cross
-        self.cross_actor = self._line_actor(cross, COLOURS["cursor"], 0.55)
+        # Opaque (a dimmed colour rather than opacity): a translucent actor costs a second pass.
+        self.cross_actor = self._line_actor(
+            cross, tuple(int(c * 0.6) for c in COLOURS["cursor"]), 1.0)
         r.AddActor(self.cross_actor)
-        self.brush_src = vtkRegularPolygonSource()
-        self.brush_src.SetNumberOfSides(48)
-        self.brush_src.GeneratePolygonOff()
-        bm = vtkPolyDataMapper()
-        bm.SetInputConnection(self.brush_src.GetOutputPort())
-        self.brush_actor = vtkActor()
-        self.brush_actor.SetMapper(bm)
-        self.brush_actor.GetProperty().SetColor(*(c / 255 for c in COLOURS["brush"]))
-        self.brush_actor.VisibilityOff()
-        r.AddActor(self.brush_actor)
+        # Software OpenGL (OSMesa, remote desktops) pays dearly for multisampling, and nearest-
+        # neighbour CT pixels and one-pixel lines gain nothing from it.
+        self.canvas.GetRenderWindow().SetMultiSamples(0)
+        self.canvas.before_pixels = self.sync
+        # Scale bar (display coordinates, bottom right): a line with end ticks and its length.
+        self._bar_pts = vtkPoints()
+        self._bar_pts.SetNumberOfPoints(6)
+        bar = vtkPolyData()
+        bar.SetPoints(self._bar_pts)
+        bar_lines = vtkCellArray()
+        for a, b in ((0, 1), (2, 3), (4, 5)):
+            bar_lines.InsertNextCell(2, [a, b])
+        bar.SetLines(bar_lines)
+        self._bar_poly = bar
+        bar_mapper = vtkPolyDataMapper2D()
+        bar_mapper.SetInputData(bar)
+        self.bar_actor = vtkActor2D()
+        self.bar_actor.SetMapper(bar_mapper)
+        self.bar_actor.GetProperty().SetColor(1.0, 0.85, 0.3)
+        r.AddViewProp(self.bar_actor)
+        self.bar_text = vtkTextActor()
+        tp = self.bar_text.GetTextProperty()
+        tp.SetFontSize(11)
+        tp.SetColor(1.0, 0.85, 0.3)
+        tp.SetJustificationToCentered()
+        r.AddViewProp(self.bar_text)
+        self.scale_bar_mm = 0.0
         cam = r.GetActiveCamera()
         cam.ParallelProjectionOn()
         self.letters: list[vtkTextActor] = []
@@ -163,6 +220,10 @@ class SliceView(QtWidgets.QFrame):
         self._click_edit = False
         self._rev = (False, axis == 0)
         self.last_redraw_ms = 0.0
+        self.brush_shown_style: BrushStyle | None = None  # the brush outline's style last shown
+        self._pending: str | None = None  # "full" (recompose the slice) or "render" (crosshair)
+        self._brush_cursor_key: tuple | None = None
+        self.renders = 0  # renders done (the benchmark and tests count them)
 
     @staticmethod
     def _line_actor(poly: vtkPolyData, rgb, opacity: float) -> vtkActor:  # type: ignore[no-untyped-def]
@@ -251,7 +312,7 @@ class SliceView(QtWidgets.QFrame):
     def zoom(self, factor: float) -> None:
         cam = self.canvas.renderer.GetActiveCamera()
         cam.SetParallelScale(cam.GetParallelScale() / factor)
-        self.canvas.render_now()
+        self.schedule(full=False)
 
     def pan(self, dx_px: float, dy_px: float) -> None:
         cam = self.canvas.renderer.GetActiveCamera()
@@ -260,17 +321,21 @@ class SliceView(QtWidgets.QFrame):
         px, py, pz = cam.GetPosition()
         cam.SetFocalPoint(fx - dx_px * scale, fy + dy_px * scale, fz)
         cam.SetPosition(px - dx_px * scale, py + dy_px * scale, pz)
-        self.canvas.render_now()
+        self.schedule(full=False)
 
     # --- drawing ----------------------------------------------------------------------------
     def _gray(self, hu2d: np.ndarray) -> np.ndarray:
+        """Grey RGBA pixels (rows, columns, 4) of HU values through the window: one gather of
+        32-bit words from a 65536-entry table (HU as an offset uint16), no float temporaries."""
         key = (self.state.window, self.state.level)
         if self._gray_lut is None or self._lut_key != key:
             w, level = key
             v = np.arange(-32768, 32768, dtype=np.float32)
-            self._gray_lut = np.clip((v - (level - w / 2)) / w * 255.0, 0, 255).astype(np.uint8)
+            g = np.clip((v - (level - w / 2)) / w * 255.0, 0, 255).astype(np.uint32)
+            self._gray_lut = (g | (g << 8) | (g << 16) | np.uint32(0xFF000000)).astype("<u4")
             self._lut_key = key
-        return self._gray_lut[hu2d.astype(np.int32) + 32768]
+        idx = hu2d.view(np.uint16) ^ np.uint16(0x8000)  # -32768 -> 0, 0 -> 32768
+        return self._gray_lut[idx].view(np.uint8).reshape(*hu2d.shape, 4)  # bytes R, G, B, A
 
     def slice_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(HU, labels) of the current slice as drawn: rows bottom-up for VTK, mirrored so the
@@ -283,15 +348,39 @@ class SliceView(QtWidgets.QFrame):
             hu2, lab2 = hu[:, s, :], lab[:, s, :]
         else:
             hu2, lab2 = hu[:, :, s], lab[:, :, s]
+        lo, hi = self.slab_range()
+        if hi - lo > 1:  # thick slab: MIP or MinIP over the slices around the cursor
+            index: list[slice] = [slice(None)] * 3
+            index[self.axis] = slice(lo, hi)
+            block = hu[tuple(index)]
+            hu2 = block.max(axis=self.axis) if self.state.slab_mode == "mip" else block.min(axis=self.axis)
         rev_h, rev_v = self._reversal()
         sl = (slice(None, None, -1 if rev_v else 1), slice(None, None, -1 if rev_h else 1))
         return hu2[sl], lab2[sl]
 
+    def slab_range(self) -> tuple[int, int]:
+        """Slices [lo, hi) of the thick slab around the cursor (one slice when it is off)."""
+        s = self.state.cursor[self.axis]
+        if self.state.slab_mode == "off" or self.session is None:
+            return s, s + 1
+        step = self._axis_spacing()
+        n = max(1, int(round(self.state.slab_mm / step)))
+        lo = max(0, s - n // 2)
+        return lo, min(self.session.labels.shape[self.axis], lo + n)
+
+    def _axis_spacing(self) -> float:
+        sx, sy, sz = self.session.volume.spacing
+        return (sz, sy, sx)[self.axis]
+
     def compose(self) -> np.ndarray:
         """RGB image of the current slice: grey CT, translucent lesions, lung outline."""
+        return self._compose_rgba()[..., :3]
+
+    def _compose_rgba(self) -> np.ndarray:
+        """The slice as RGBA (opaque): what the image actor shows."""
         hu2d, lab2d = self.slice_arrays()
-        g = self._gray(hu2d)
-        rgb = np.repeat(g[:, :, None], 3, axis=2)
+        rgba = self._gray(hu2d)
+        rgb = rgba[..., :3]
         st = self.state
         if st.overlay_visible and self.session is not None:
             a = st.overlay_opacity
@@ -302,32 +391,115 @@ class SliceView(QtWidgets.QFrame):
                     rgb[m] = (rgb[m] * (1 - a) + col * a).astype(np.uint8)
             if st.outline_visible:
                 rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
-        return rgb
+        rev_h, rev_v = self._reversal()
+        for mask, colour in self.controller.overlays(self.axis, self.state.cursor[self.axis]):
+            rgb[mask[:: -1 if rev_v else 1, :: -1 if rev_h else 1]] = colour  # preview, measures
+        return rgba
 
     def refresh_cursor(self) -> None:
-        """The cursor moved: redraw fully only if this view's slice changed, else the crosshair."""
+        """The cursor moved: recompose only if this view's slice changed, else the crosshair.
+
+        Nothing is drawn here: the redraw is scheduled (:meth:`schedule`), so a burst of wheel
+        notches or cursor moves queued behind a redraw collapses into one render."""
         if self.session is None:
             return
-        if self.state.cursor[self.axis] != self._shown_slice:
-            self.refresh()
+        full = self.state.cursor[self.axis] != self._shown_slice
+        if not full and not self.state.crosshair_visible:
+            self.update_header()
+            return  # nothing on this view moved: no render at all
+        self.schedule(full=full)
+
+    def schedule(self, full: bool = True) -> None:
+        """Redraw once control returns to the event loop, however often this is called before.
+
+        The header (slice number) follows at once; the pixels follow in :meth:`sync`."""
+        if self.session is None:
             return
-        self._update_cross()
+        first = self._pending is None
+        if full or self._pending is None:
+            self._pending = "full" if full else (self._pending or "render")
+        self.update_header()
+        if first:
+            QtCore.QTimer.singleShot(0, self.sync)
+
+    def sync(self) -> None:
+        """Do the redraw scheduled, if any (also before the pixels are read back)."""
+        if self._pending is not None and not self.isVisible():
+            return  # hidden (1x1 layout, another view maximized): drawn when shown again
+        pending, self._pending = self._pending, None
+        if pending is None or self.session is None:
+            return
+        if pending == "full" or self.state.cursor[self.axis] != self._shown_slice:
+            self.refresh()
+        else:
+            self._update_cross()
+            self.render_view()
+
+    def render_view(self) -> None:
+        self.renders += 1
+        self._update_scale_bar()
         self.canvas.render_now()
+
+    def _update_scale_bar(self) -> None:
+        """A bar of a round length (5 mm to 20 cm) about a fifth of the view wide, bottom right."""
+        if self.session is None:
+            return
+        cam = self.canvas.renderer.GetActiveCamera()
+        dpr = self.canvas.devicePixelRatioF()
+        h_px, w_px = max(self.canvas.height() * dpr, 1), max(self.canvas.width() * dpr, 1)
+        mm_per_px = 2 * cam.GetParallelScale() / h_px
+        want = w_px / 5 * mm_per_px
+        length = min(SCALE_BAR_MM, key=lambda v: abs(v - want))
+        px = length / mm_per_px
+        x1, y = w_px - 12 * dpr, 14 * dpr
+        pts = self._bar_pts
+        pts.SetPoint(0, x1 - px, y, 0)
+        pts.SetPoint(1, x1, y, 0)
+        pts.SetPoint(2, x1 - px, y - 4 * dpr, 0)
+        pts.SetPoint(3, x1 - px, y + 4 * dpr, 0)
+        pts.SetPoint(4, x1, y - 4 * dpr, 0)
+        pts.SetPoint(5, x1, y + 4 * dpr, 0)
+        pts.Modified()
+        self._bar_poly.Modified()
+        self.bar_text.SetInput(f"{length / 10:g} cm" if length >= 10 else f"{length:g} mm")
+        self.bar_text.SetPosition(x1 - px / 2, y + 5 * dpr)
+        self.scale_bar_mm = length
+
+    def update_header(self) -> None:
+        """Axial: the image number as the PACS shows it (InstanceNumber), position and
+        thickness; coronal and sagittal: position in the volume. A thick slab says so."""
+        if self.session is None:
+            return
+        n = self.session.labels.shape[self.axis]
+        s = self.state.cursor[self.axis]
+        if self.axis == 0:
+            text = f"{AXIS_NAMES[0]}  {axial_caption(self.session.volume, s)}"
+        else:
+            text = f"{AXIS_NAMES[self.axis]}  {s + 1}/{n}"
+        lo, hi = self.slab_range()
+        if hi - lo > 1:
+            text += f"  · {self.state.slab_mode.upper()} {(hi - lo) * self._axis_spacing():.0f} mm"
+        self.header.setText(text)
 
     def refresh(self, render: bool = True) -> None:
         if self.session is None:
             return
+        if render and not self.isVisible():
+            self._pending = "full"  # hidden: composed and drawn when shown (showEvent)
+            return
+        self._pending = None
         t0 = time.perf_counter()
-        rgb = self.compose()
-        rows, cols = rgb.shape[:2]
+        rgba = self._compose_rgba()
+        rows, cols = rgba.shape[:2]
         sc, sr = self._plane_spacing()
         img = self.image
         if img.GetDimensions() != (cols, rows, 1):
             img.SetDimensions(cols, rows, 1)
         img.SetSpacing(sc, sr, 1.0)
         img.SetOrigin(0.0, 0.0, 0.0)
-        arr = numpy_to_vtk(rgb.reshape(-1, 3), deep=1)
-        arr.SetName("rgb")
+        # No copy: the array is new for every redraw and VTK keeps a reference to it.
+        arr = numpy_to_vtk(rgba.reshape(-1, 4), deep=0)
+        arr.SetName("rgba")
         img.GetPointData().SetScalars(arr)
         img.Modified()
         key = (self.session.labels.shape, self.session.volume.spacing, self._rev_key)
@@ -339,16 +511,15 @@ class SliceView(QtWidgets.QFrame):
                 t.SetInput(letter)
         width = max(1.0, self.canvas.devicePixelRatioF())  # lines one logical pixel wide (4K screens)
         self.cross_actor.GetProperty().SetLineWidth(width)
-        self.brush_actor.GetProperty().SetLineWidth(width)
         self._update_cross()
-        n = self.session.labels.shape[self.axis]
-        self.header.setText(f"{AXIS_NAMES[self.axis]}  {self.state.cursor[self.axis] + 1}/{n}")
+        self.update_header()
         self._shown_slice = self.state.cursor[self.axis]
         if render:
-            self.canvas.render_now()
+            self.render_view()
         self.last_redraw_ms = (time.perf_counter() - t0) * 1000
 
     def _update_cross(self) -> None:
+        self.cross_actor.SetVisibility(self.state.crosshair_visible)
         cols, rows = self._plane_dims()
         sc, sr = self._plane_spacing()
         wx, wy = self.to_world(self.state.cursor)
@@ -374,18 +545,39 @@ class SliceView(QtWidgets.QFrame):
             c = flat_idx % nx
         return bool(np.any(c == s))
 
+    def update_tool_cursor(self) -> None:
+        """The mouse cursor for the tool: the brush's circle, a cross, or the arrow."""
+        self._brush_cursor_key = None
+        if self.controller.settings.tool is Tool.BRUSH:
+            self.show_brush(None)
+        else:
+            shape = (QtCore.Qt.CursorShape.ArrowCursor if self.controller.settings.tool is Tool.NAVIGATE
+                     else QtCore.Qt.CursorShape.CrossCursor)
+            self.canvas.setCursor(shape)
+
     def show_brush(self, zyx) -> None:  # type: ignore[no-untyped-def]
+        """The brush outline follows the mouse as the mouse cursor itself, in the brush's style
+        (sphere orange, HU-limited dashed): hovering never re-renders the view (the cursor's
+        picture changes only with brush size, style or zoom). Other tools: see
+        :meth:`update_tool_cursor`."""
         st = self.controller.settings
-        if st.tool is not Tool.BRUSH or zyx is None:
-            if self.brush_actor.GetVisibility():
-                self.brush_actor.VisibilityOff()
-                self.canvas.render_now()
+        if st.tool is not Tool.BRUSH:
             return
-        wx, wy = self.to_world(zyx)
-        self.brush_src.SetCenter(wx, wy, 0.6)
-        self.brush_src.SetRadius(st.radius_mm)
-        self.brush_actor.VisibilityOn()
-        self.canvas.render_now()
+        style = brush_style(st)
+        cam = self.canvas.renderer.GetActiveCamera()
+        mm_per_px = 2 * cam.GetParallelScale() / max(self.canvas.height(), 1)
+        diameter = int(round(2 * st.radius_mm / max(mm_per_px, 1e-6)))
+        key = (min(max(diameter, 5), 512), self.canvas.devicePixelRatioF(), style)
+        self.brush_shown_style = style
+        if key == self._brush_cursor_key:
+            return
+        self._brush_cursor_key = key
+        self.canvas.setCursor(brush_cursor(*key))
+
+    def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802
+        super().showEvent(ev)
+        if self._pending is not None:
+            QtCore.QTimer.singleShot(0, self.sync)
 
     # --- mouse ------------------------------------------------------------------------------
     def eventFilter(self, obj, ev) -> bool:  # type: ignore[no-untyped-def]  # noqa: N802
@@ -414,7 +606,6 @@ class SliceView(QtWidgets.QFrame):
             return True
         if t == E.Leave:
             self.hovered.emit(None)
-            self.show_brush(None)
             return False
         if t == E.Resize:
             QtCore.QTimer.singleShot(0, self._after_resize)
@@ -424,7 +615,7 @@ class SliceView(QtWidgets.QFrame):
     def _after_resize(self) -> None:
         if self.session is not None:
             self.fit()
-            self.canvas.render_now()
+            self.schedule(full=False)
 
     def _press(self, ev: QtGui.QMouseEvent) -> None:
         pos = ev.position()
@@ -456,6 +647,9 @@ class SliceView(QtWidgets.QFrame):
             elif tool is Tool.BRUSH:
                 self._drag = ("paint", pos, ())
                 self.controller.begin_paint(self.axis, zyx)
+            elif tool in (Tool.RULER, Tool.ROI_ELLIPSE, Tool.ROI_FREEHAND):
+                self._drag = ("measure", pos, ())
+                self.controller.measure.press(self.axis, zyx)
             else:
                 self._drag = None
                 self.controller.click_tool(self.axis, zyx)
@@ -479,8 +673,9 @@ class SliceView(QtWidgets.QFrame):
             w0, l0, _ = extra
             self.state.set_window(w0 * (1.0 + d.x() / 300.0), l0 - d.y() * w0 / 600.0)
         elif kind == "paint":
-            self.controller.move_paint(zyx)
-            self.show_brush(zyx)
+            self.controller.move_paint(zyx)  # the edit schedules the one redraw it needs
+        elif kind == "measure":
+            self.controller.measure.move(zyx)
 
     def _release(self, ev: QtGui.QMouseEvent) -> None:
         start_click, self._click_start = self._click_start, None
@@ -493,6 +688,8 @@ class SliceView(QtWidgets.QFrame):
         if kind == "paint":
             self.controller.end_paint()
             self._note_click_edit(start_click, ev)
+        elif kind == "measure":
+            self.controller.measure.release(self.display_to_voxel(ev.position()))
         elif kind == "wl":
             d = ev.position() - start
             if abs(d.x()) + abs(d.y()) < 3:  # a click, not a drag: move the cursor
@@ -520,7 +717,7 @@ class SliceView(QtWidgets.QFrame):
         Qt = QtCore.Qt
         if mods & Qt.KeyboardModifier.ControlModifier:
             self.controller.change_brush(+1 if steps > 0 else -1)
-            self.show_brush(self.display_to_voxel(ev.position()))
+            self.show_brush(None)
             return
         n = 5 if mods & Qt.KeyboardModifier.ShiftModifier else 1
         self.state.step_slice(self.axis, int(np.sign(steps)) * n)

@@ -26,6 +26,8 @@ COLOURS = {
     "lung_outline": (0, 190, 255),  # cyan
     "cursor": (80, 255, 80),
     "brush": (255, 255, 255),
+    "brush_sphere": (255, 150, 40),  # orange: the brush reaches other slices
+    "preview": (255, 60, 60),  # red: what a previewed edit would change
 }
 
 
@@ -34,6 +36,9 @@ class Tool(Enum):
     BRUSH = "brush"
     FILL = "fill"  # connected region within an HU range
     REMOVE = "remove"  # remove a connected lesion with one click
+    RULER = "ruler"  # drag: a distance in mm
+    ROI_ELLIPSE = "roi_ellipse"  # drag a box: the ellipse in it, with HU statistics
+    ROI_FREEHAND = "roi_freehand"  # drag a closed path, with HU statistics
 
 
 @dataclass
@@ -46,6 +51,9 @@ class ToolSettings:
     keep_inside_lung: bool = True
     fill_3d: bool = False
     fill_range: tuple[float, float] | None = None  # None: the painted label's own HU range
+    fill_radius_mm: float = 30.0  # a 3D fill reaches at most this far from the click
+    remove_3d: bool = False  # remove the whole 3D lesion (previewed) instead of the slice's piece
+    confirm_ml: float = 20.0  # a previewed edit larger than this asks before it is applied
 
 
 class ViewState(QtCore.QObject):
@@ -62,6 +70,9 @@ class ViewState(QtCore.QObject):
         self.overlay_visible = True
         self.overlay_opacity = 0.45
         self.outline_visible = True
+        self.crosshair_visible = True
+        self.slab_mode = "off"  # "off", "mip" (maximum) or "minip" (minimum intensity projection)
+        self.slab_mm = 10.0  # thickness of the slab, centred on the cursor's slice
 
     def reset(self, shape: tuple[int, int, int]) -> None:
         self.shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
@@ -85,6 +96,18 @@ class ViewState(QtCore.QObject):
 
     def preset(self, name: str) -> None:
         self.set_window(*PRESETS[name])
+
+    def set_display(self, *, crosshair: bool | None = None, slab_mode: str | None = None,
+                    slab_mm: float | None = None) -> None:
+        if crosshair is not None:
+            self.crosshair_visible = crosshair
+        if slab_mode is not None:
+            if slab_mode not in ("off", "mip", "minip"):
+                raise ValueError(f"unknown slab mode {slab_mode!r}")
+            self.slab_mode = slab_mode
+        if slab_mm is not None:
+            self.slab_mm = max(float(slab_mm), 0.0)
+        self.display_changed.emit()
 
     def set_overlay(self, visible: bool | None = None, opacity: float | None = None,
                     outline: bool | None = None) -> None:

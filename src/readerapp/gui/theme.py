@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from PySide6 import QtGui, QtWidgets
 
-STYLE = """
-QWidget { font-size: 10pt; }
-QMainWindow, QDockWidget, QTabWidget::pane { background: #202327; }
-QLabel#viewHeader { background: #2c3138; color: #d8dee6; padding: 2px 6px; font-weight: bold; }
-QLabel#placeholder { color: #9aa4b0; font-size: 14pt; }
-QLabel#backendLabel { color: #7fd1ff; font-weight: bold; }
-QLabel#severityTotal { color: #ffd60a; }
-QLabel#missingLabel { color: #ffb4a0; }
-QLabel#definition { color: #aab3bd; font-size: 9pt; }
-QToolButton:checked { background: #3d6fa8; color: white; border-radius: 3px; }
-QToolButton { padding: 3px 6px; }
-QGroupBox { font-weight: bold; margin-top: 1.1em; }
-QGroupBox::title { subcontrol-origin: margin; left: 6px; }
-QTableWidget { gridline-color: #3a3f46; }
-"""
+
+def style_sheet() -> str:
+    """The application style sheet, ``resources/style.qss`` (see :mod:`readerapp.assets`)."""
+    from ..assets import read_text
+
+    return read_text("style.qss")
 
 
 def apply_theme(app: QtWidgets.QApplication | None) -> None:
@@ -39,5 +30,5 @@ def apply_theme(app: QtWidgets.QApplication | None) -> None:
     ]:
         pal.setColor(role, colour)
     app.setPalette(pal)
-    app.setStyleSheet(STYLE)
+    app.setStyleSheet(style_sheet())
     app.setProperty("readerapp_theme", True)

@@ -36,6 +36,7 @@ class ToolsPanel(QtWidgets.QWidget):
             lay.addWidget(box)
 
         grid("Tool", ["tool_navigate", "tool_brush", "tool_fill", "tool_remove"])
+        grid("Measure", ["tool_ruler", "tool_roi_ellipse", "tool_roi_freehand", "measure_delete"])
         grid("Label", ["mode_ggo", "mode_consolidation", "mode_erase", "mode_lung_add",
                        "mode_lung_remove"])
         opts = QtWidgets.QGroupBox("Brush and fill")
@@ -48,10 +49,25 @@ class ToolsPanel(QtWidgets.QWidget):
         self.radius.valueChanged.connect(lambda v: controller.set_option(radius_mm=float(v)))
         f.addRow("Radius", self.radius)
         row = QtWidgets.QGridLayout()
-        for i, n in enumerate(["opt_sphere", "opt_hu_limited", "opt_keep_inside", "opt_fill_3d"]):
+        for i, n in enumerate(["opt_sphere", "opt_hu_limited", "opt_keep_inside", "opt_fill_3d",
+                               "opt_remove_3d", "apply_preview"]):
             b = _button(actions[n])
             row.addWidget(b, i // 2, i % 2)
         f.addRow(row)
+        self.fill_radius = QtWidgets.QDoubleSpinBox()
+        self.fill_radius.setRange(2.0, 200.0)
+        self.fill_radius.setSingleStep(5.0)
+        self.fill_radius.setSuffix(" mm")
+        self.fill_radius.setToolTip("A 3D fill reaches at most this far from the click")
+        self.fill_radius.valueChanged.connect(lambda v: controller.set_option(fill_radius_mm=float(v)))
+        f.addRow("3D fill reach", self.fill_radius)
+        self.confirm_ml = QtWidgets.QDoubleSpinBox()
+        self.confirm_ml.setRange(0.0, 5000.0)
+        self.confirm_ml.setSingleStep(5.0)
+        self.confirm_ml.setSuffix(" mL")
+        self.confirm_ml.setToolTip("A previewed 3D edit larger than this asks before it is applied")
+        self.confirm_ml.valueChanged.connect(lambda v: controller.set_option(confirm_ml=float(v)))
+        f.addRow("Ask above", self.confirm_ml)
         f.addRow(_button(actions["interpolate"]))
         lay.addWidget(opts)
 
@@ -84,6 +100,10 @@ class ToolsPanel(QtWidgets.QWidget):
         self.radius.blockSignals(True)
         self.radius.setValue(st.radius_mm)
         self.radius.blockSignals(False)
+        for box, value in ((self.fill_radius, st.fill_radius_mm), (self.confirm_ml, st.confirm_ml)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
         self.opacity.blockSignals(True)
         self.opacity.setValue(int(round(self.state.overlay_opacity * 100)))
         self.opacity.blockSignals(False)
@@ -114,7 +134,11 @@ def help_html(actions: dict[str, QtGui.QAction]) -> str:
         ("Left drag (Navigate)", "window / level"),
         ("Left click (Navigate), Ctrl + left click", "move the linked cursor"),
         ("Left drag (Brush)", "paint one stroke = one undo step"),
-        ("Left click (Fill / Remove)", "fill the connected region / remove the lesion"),
+        ("Left click (Fill / Remove)", "fill the connected region / remove the lesion's piece on "
+         "this slice; in 3D the extent is previewed in red: click inside it again or press Enter "
+         "to apply, Esc to cancel"),
+        ("Left drag (Ruler, Ellipse ROI, Freehand ROI)", "measure a distance / an area with mean, "
+         "SD, min and max HU; listed in the Measurements tab and saved with the read"),
         ("Double-click", "maximize or restore the view (edits nothing)"),
     ]
     mrows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in mouse)

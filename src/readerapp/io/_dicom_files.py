@@ -103,6 +103,8 @@ class FrameGeometry:
     slope: float | None
     intercept: float | None
     thickness: float | None
+    #: InstanceNumber (the image number a PACS shows); display only, never used for geometry.
+    instance_number: int | None = None
 
 
 @dataclass
@@ -249,6 +251,7 @@ def _geometry(src: Dataset, problems: list[str]) -> FrameGeometry:
         slope=_float(_get(src, "RescaleSlope", problems), "RescaleSlope", problems),
         intercept=_float(_get(src, "RescaleIntercept", problems), "RescaleIntercept", problems),
         thickness=_float(_get(src, "SliceThickness", problems), "SliceThickness", problems),
+        instance_number=_int(src.get("InstanceNumber"), "InstanceNumber", []),
     )
 
 
@@ -290,6 +293,17 @@ def _enhanced_frames(ds: Dataset, n_frames: int, problems: list[str]) -> list[Fr
     return frames
 
 
+def _first_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__iter__"):
+        value = next(iter(value), None)
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 def _meta(ds: Dataset) -> dict[str, Any]:
     problems: list[str] = []
     kernel = _get(ds, "ConvolutionKernel", problems)
@@ -300,6 +314,9 @@ def _meta(ds: Dataset) -> dict[str, Any]:
         "model": _get(ds, "ManufacturerModelName", problems),
         "kernel": kernel,
         "kvp": _float(_get(ds, "KVP", problems), "KVP", problems),
+        # The scan's own display window (first of several values), offered as a preset.
+        "window_center": _first_float(ds.get("WindowCenter")),
+        "window_width": _first_float(ds.get("WindowWidth")),
     }
     return {k: (str(v) if isinstance(v, str) or hasattr(v, "original_string") else v) for k, v in meta.items()}
 

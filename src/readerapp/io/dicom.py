@@ -302,10 +302,12 @@ def _build_volume(plan: Plan, progress: ProgressFn, workers: int | None) -> CTVo
             dropped += 1
     positions = plan.positions
     shifts = plan.shear_shifts
+    instances = [f.geo.instance_number for f in plan.frames]
     if dropped:
         warnings.append(f"dropped {dropped} duplicated slice(s) (same position, identical pixel data)")
         hu = hu[keep]
         positions = positions[keep]
+        instances = [n for n, k in zip(instances, keep, strict=True) if k]
         shifts = shifts[keep] if shifts is not None else None
     if shifts is not None:
         progress(0.92, "correcting gantry tilt")
@@ -337,6 +339,10 @@ def _build_volume(plan: Plan, progress: ProgressFn, workers: int | None) -> CTVo
         "n_files": len(headers),
         "n_frames_read": len(plan.frames),
         "padding_voxels": padded,
+        # Per slice (z order) the InstanceNumber a PACS shows; None when some slice has none
+        # or the slices were resampled (they are then no longer the scanner's images).
+        "instance_numbers": (None if plan.resample_to is not None or any(n is None for n in instances)
+                             else [int(n) for n in instances]),  # type: ignore[arg-type]
     }
     progress(1.0, "volume ready")
     return CTVolume(

@@ -8,6 +8,7 @@ command can go round them.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -15,7 +16,7 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from .errors import SessionExpiredError, StudyConfigError, StudyPermissionError
+from .errors import AuthenticationError, SessionExpiredError, StudyConfigError, StudyPermissionError
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -104,8 +105,25 @@ class Actor:
             self.last_activity = self.clock()
 
 
+#: Actors made by a log-in in this process: id -> (the actor, its user id and role at log-in).
+_ISSUED: dict[int, tuple[weakref.ref[Actor], int, Role]] = {}
+
+
+def issue(actor: Actor) -> Actor:
+    """Record ``actor`` as made by a successful log-in (only :meth:`StudyService.login` calls it),
+    so that :func:`require` refuses an Actor made by hand or one whose role was changed."""
+    key = id(actor)
+    _ISSUED[key] = (weakref.ref(actor), actor.user_id, actor.role)
+    weakref.finalize(actor, _ISSUED.pop, key, None)
+    return actor
+
+
 def require(actor: Actor, *roles: Role, action: str) -> None:
-    """Raise :class:`StudyPermissionError` unless ``actor`` holds one of ``roles`` (and is active)."""
+    """Raise :class:`StudyPermissionError` unless ``actor`` holds one of ``roles`` (and is active);
+    :class:`AuthenticationError` for an actor that no log-in made."""
+    issued = _ISSUED.get(id(actor))
+    if issued is None or issued[0]() is not actor or (issued[1], issued[2]) != (actor.user_id, actor.role):
+        raise AuthenticationError(f"{action} needs a user logged in with a password")
     actor.touch()
     if actor.role not in roles:
         allowed = " or ".join(r.value for r in roles)

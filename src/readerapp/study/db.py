@@ -1,9 +1,12 @@
 """Opening a study database: URL resolution, engine set-up and schema migration on open.
 
 An SQLite file needs no set-up (the default lives in the user's data folder); PostgreSQL is named by
-URL (``postgresql+psycopg://user@host/db``) so several workstations can read one study. Alembic
-migrations ship inside the package and run programmatically every time a database is opened, so no
-``alembic.ini`` is needed by users.
+URL (``postgresql+psycopg://user@host/db``) and served by ``readerapp server run``. Alembic
+migrations ship inside the package, so no ``alembic.ini`` is needed by users. A local SQLite file is
+brought up to date when opened (one user, one file); any other database is migrated only by an
+administrator's command (``readerapp study migrate`` / ``readerapp server migrate``, with
+:func:`migrate`), which on PostgreSQL also grants the server's own role what it may do: everything
+but changing or deleting audit records.
 
 Images and label maps live in a storage folder next to the database: for SQLite, ``NAME_files``
 beside ``NAME.sqlite``; for a server database, the folder given by ``storage`` or the environment
@@ -107,7 +110,8 @@ def make_engine(url: str) -> Engine:
     if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(u, pool_pre_ping=True)
+        # A study server answers many readers at once: room for that many connections.
+        return create_engine(u, pool_pre_ping=True, pool_size=10, max_overflow=30)
     except Exception as exc:  # missing driver etc.
         raise StudyError(f"cannot use the database {u.render_as_string(hide_password=True)}: {exc}") from exc
 
@@ -132,8 +136,94 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def _revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's schema revision or None, the newest revision this program knows)."""
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head
+
+
+def check_schema(engine: Engine, url: str) -> None:
+    """Refuse a database whose schema is not the program's (no migration as a side effect)."""
+    current, head = _revisions(engine)
+    if current != head:
+        shown = make_url(url).render_as_string(hide_password=True)
+        state = "has no study schema" if current is None else f"has schema revision {current}"
+        raise StudyError(
+            f"the study database {shown} {state}; this program needs {head}: an administrator runs "
+            f"readerapp study migrate --db URL (with the database owner's credentials)"
+        )
+
+
+#: Tables the server's role may only add to and read (the audit trail and its anchors).
+APPEND_ONLY_PREFIXES = ("audit_log", "audit_anchor")
+
+
+def _append_only(table: str) -> bool:
+    return table.startswith(APPEND_ONLY_PREFIXES)
+
+
+def migrate(db: str | os.PathLike[str] | None, grant_to: str | None = None) -> list[str]:
+    """An administrator's command: bring the schema to the newest migration, and on PostgreSQL
+    give the role ``grant_to`` (the study server's) SELECT/INSERT/UPDATE/DELETE on the study's
+    tables but only SELECT/INSERT on the audit tables (UPDATE/DELETE revoked). Returns what was
+    done, one line each."""
+    url = resolve_db_url(db)
+    engine = make_engine(url)
+    done: list[str] = []
+    try:
+        before, head = _revisions(engine)
+        upgrade_schema(engine)
+        done.append(f"schema {before or 'none'} -> {head}" if before != head else f"schema already at {head}")
+        if grant_to:
+            if engine.dialect.name != "postgresql":
+                raise StudyError("--grant-to needs a PostgreSQL database (SQLite has no roles)")
+            done += _grant(engine, grant_to)
+    except OperationalError as exc:
+        raise StudyError(
+            f"cannot migrate the study database {make_url(url).render_as_string(hide_password=True)}: {exc.orig}"
+        ) from exc
+    finally:
+        engine.dispose()
+    return done
+
+
+def _grant(engine: Engine, role: str) -> list[str]:
+    from sqlalchemy import inspect
+
+    q = engine.dialect.identifier_preparer.quote
+    r = q(role)
+    out = []
+    with engine.begin() as conn:
+        tables = inspect(conn).get_table_names()
+        conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {r}"))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {r}"))
+        conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}"))
+        for t in tables:
+            if t == "alembic_version":
+                conn.execute(text(f"GRANT SELECT ON {q(t)} TO {r}"))
+            elif _append_only(t):
+                conn.execute(text(f"GRANT SELECT, INSERT ON {q(t)} TO {r}"))
+                conn.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {q(t)} FROM {r}"))
+                out.append(f"{role}: SELECT, INSERT only on {t}")
+            else:
+                conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {q(t)} TO {r}"))
+    out.append(f"{role}: SELECT, INSERT, UPDATE, DELETE on the other {len(tables) - len(out) - 1} tables")
+    return out
+
+
 class Database:
-    """An engine, a session factory and the storage folder of one study database."""
+    """An engine, a session factory and the storage folder of one study database.
+
+    ``migrate``: bring the schema up to date on open (default: only for a local SQLite file; any
+    other database must already have been migrated by an administrator, see :func:`migrate`)."""
 
     def __init__(
         self,
@@ -141,11 +231,17 @@ class Database:
         storage: str | os.PathLike[str] | None = None,
         *,
         audit_key: str | os.PathLike[str] | None = None,
+        migrate: bool | None = None,
     ):
         self.url = resolve_db_url(db)
         self.engine = make_engine(self.url)
+        if migrate is None:
+            migrate = self.engine.dialect.name == "sqlite"
         try:
-            upgrade_schema(self.engine)
+            if migrate:
+                upgrade_schema(self.engine)
+            else:
+                check_schema(self.engine, self.url)
         except OperationalError as exc:
             raise StudyError(
                 f"cannot open the study database {make_url(self.url).render_as_string(hide_password=True)}: "

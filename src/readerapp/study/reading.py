@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import shutil
+import threading
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -154,20 +155,30 @@ class ReadingMixin(ServiceBase):
         return vols[0]
 
     def _case_volume(self, case: Case) -> CTVolume:
-        cache = self.__dict__.setdefault("_volumes", OrderedDict())
-        if case.code in cache:
-            cache.move_to_end(case.code)
-            return cache[case.code]
-        folder = self.storage / case.folder
-        for name, digest in json.loads(case.files_json):
-            p = folder / name
-            if not p.is_file() or sha256_file(p) != digest:
-                raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
-        vol = self._load_volume_folder(folder)
-        cache[case.code] = vol
-        while len(cache) > 1 and sum(v.hu.nbytes for v in cache.values()) > VOLUME_CACHE_BYTES:
-            cache.popitem(last=False)
-        return vol
+        """A case's volume (checked against its stored hashes on first load), kept in a small
+        cache. Thread-safe: a study server loads different cases at once, each case once."""
+        guard = self.__dict__.setdefault("_volumes_lock", threading.Lock())
+        with guard:
+            cache = self.__dict__.setdefault("_volumes", OrderedDict())
+            if case.code in cache:
+                cache.move_to_end(case.code)
+                return cache[case.code]
+            per_case = self.__dict__.setdefault("_volume_locks", {}).setdefault(case.code, threading.Lock())
+        with per_case:
+            with guard:
+                if case.code in cache:
+                    return cache[case.code]
+            folder = self.storage / case.folder
+            for name, digest in json.loads(case.files_json):
+                p = folder / name
+                if not p.is_file() or sha256_file(p) != digest:
+                    raise StudyError(f"case {case.code}: stored file {p} is missing or changed (checksum)")
+            vol = self._load_volume_folder(folder)
+            with guard:
+                cache[case.code] = vol
+                while len(cache) > 1 and sum(v.hu.nbytes for v in cache.values()) > VOLUME_CACHE_BYTES:
+                    cache.popitem(last=False)
+            return vol
 
     def _visible_case(self, s: Session, actor: Actor, code: str) -> Case:
         case = self._case(s, code)
@@ -201,7 +212,8 @@ class ReadingMixin(ServiceBase):
 
     def _write_read_folder(self, case: Case, labels: LabelsArg, form: Any,
                            source: SegmentationSource | str,
-                           extra: dict[str, Any]) -> tuple[str, str, dict, dict]:
+                           extra: dict[str, Any],
+                           measurements: list[Any] | None = None) -> tuple[str, str, dict, dict]:
         """Measure and save a read folder; returns (relative folder, labels sha, form, endpoints)."""
         from ..analysis import measure
         from ..forms import ReadForm
@@ -217,7 +229,7 @@ class ReadingMixin(ServiceBase):
         rel = f"reads/{case.code}/{secrets.token_hex(6)}"
         folder = self.db.make_dir(self.storage / rel)
         save_read(folder, volume=vol, labels=result.labels, form=rf, endpoints=result,
-                  source=source, extra=extra)
+                  source=source, extra=extra, measurements=measurements)
         meta = json.loads((folder / "read.json").read_text(encoding="utf-8"))
         return rel, meta["labels_sha256"], rf.to_dict(), result.endpoints.to_dict()
 
@@ -230,9 +242,16 @@ class ReadingMixin(ServiceBase):
         *,
         source: SegmentationSource | str = SegmentationSource.CORRECTED,
         reason: str | None = None,
+        measurements: list[Any] | None = None,
     ) -> ReadInfo:
-        """Save (or replace) the reader's draft; after signing, a new version (reason needed)."""
+        """Save (or replace) the reader's draft; after signing, a new version (reason needed).
+        ``measurements`` (rulers and ROIs, :mod:`readerapp.measurements`) go into its folder."""
         require(actor, Role.READER, action="saving a read")
+        if not isinstance(labels, np.ndarray) and Path(labels).resolve().is_relative_to(
+                (self.storage / "reads").resolve()):
+            raise StudyPermissionError(
+                f"{labels} is a read stored in the study: submit a label map of your own, "
+                "not a read already in the study")
         with self.db.transaction() as s:
             case = self._case(s, code)
             mine = list(s.scalars(select(Read).where(
@@ -249,7 +268,7 @@ class ReadingMixin(ServiceBase):
                 )
         version = 1 if latest is None else (latest.version if latest.status == ReadStatus.DRAFT else latest.version + 1)
         rel, sha, form_d, endpoints = self._write_read_folder(
-            case, labels, form, source, {"case": code, "version": version})
+            case, labels, form, source, {"case": code, "version": version}, measurements)
         old_folder = None
         try:
             with self.db.transaction() as s:

@@ -29,6 +29,7 @@ from .auth import (
     check_password,
     dummy_check,
     hash_password,
+    issue,
     parse_role,
     require,
     utc_clock,
@@ -86,8 +87,9 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         *,
         clock: Callable[[], dt.datetime] = utc_clock,
         audit_key: str | os.PathLike[str] | None = None,
+        migrate: bool | None = None,
     ):
-        self.db = Database(db, storage, audit_key=audit_key)
+        self.db = Database(db, storage, audit_key=audit_key, migrate=migrate)
         self.clock = clock
         self._config: StudyConfig | None = None
 
@@ -120,7 +122,18 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         self._config = config
         log.info("study created")
 
+    def describe(self) -> str:
+        """Where this study lives, for messages (the database URL without its password, the folder)."""
+        from sqlalchemy.engine import make_url
+
+        return f"{make_url(self.db.url).render_as_string(hide_password=True)}; files in {self.storage}"
+
     # --- users and log-in ----------------------------------------------------------------
+    def has_users(self) -> bool:
+        """Whether the study has any user yet (the first one needs no administrator's log-in)."""
+        with self.db.transaction() as s:
+            return bool(s.scalar(select(func.count()).select_from(User)))
+
     def add_user(self, actor: Actor | None, name: str, role: str | Role, password: str) -> int:
         """Create a user. The very first user needs no actor and must be an administrator."""
         role = parse_role(role) if isinstance(role, str) else role
@@ -214,14 +227,14 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
                 state.locked_until = None
                 state.last_login_at = now.isoformat()
                 self._audit_event(s, user.id, name, "login", "user", str(user.id), new=_auth_snapshot(state))
-                actor = Actor(
+                actor = issue(Actor(
                     user_id=user.id,
                     name=user.name,
                     role=Role(user.role),
                     timeout=dt.timedelta(minutes=sec.inactivity_minutes),
                     clock=self.clock,
                     last_activity=now,
-                )
+                ))
         if failure is not None:
             raise failure
         return actor
@@ -335,6 +348,14 @@ class StudyService(ImportMixin, ExportMixin, OriginalsMixin):
         audit.install_key(s, key)
         self.db.install_audit_key(key)
         return key
+
+    def has_audit_key(self) -> bool:
+        """Whether the study's audit key is at hand (a study server holds it; clients never do)."""
+        return self.db.audit_key is not None
+
+    def audit_key_where(self) -> str:
+        """Where the audit key file is, for messages."""
+        return str(self.db.audit_key_path)
 
     def audit_key_create(self, actor: Actor) -> str:
         """Give a study made before audit keys existed its key: records so far stay legacy

@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ... import endpoints as catalogue
 from ...errors import ReaderAppError
+from ..palette import overlay_rgb  # the main window's label colours: one palette
 from .dialogs import SignatureDialog, table_item
 
 #: Rows shown first, whether they differ or not: the percentages of lung (the discordance rule's
@@ -17,19 +18,6 @@ ADJUDICATION_FIRST = [
     *(e.key for e in catalogue.CATALOGUE if e.kind is catalogue.EndpointKind.VOLUME),
     "severity_total",
 ]
-
-#: Overlay colours (RGB) for labels 1..3: lung faint blue, GGO yellow, consolidation red.
-COLOURS = np.array([[0, 0, 0], [40, 90, 200], [240, 200, 0], [220, 40, 40]], np.float32)
-
-
-def overlay_rgb(hu_slice: np.ndarray, label_slice: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """A lung-window grey image with the label colours blended in, as (rows, cols, 3) uint8."""
-    grey = np.clip((hu_slice.astype(np.float32) + 1350.0) / 1500.0, 0, 1) * 255.0
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    lab = np.clip(label_slice, 0, 3)
-    mask = lab > 0
-    rgb[mask] = (1 - alpha) * rgb[mask] + alpha * COLOURS[lab[mask]]
-    return np.ascontiguousarray(rgb.astype(np.uint8))
 
 
 def to_pixmap(rgb: np.ndarray, size: int = 320) -> QtGui.QPixmap:

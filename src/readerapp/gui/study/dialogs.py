@@ -9,31 +9,27 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from ...errors import ReaderAppError
+from ..uiload import load_into
 
 
 class LoginDialog(QtWidgets.QDialog):
     """User name and password; on accept, ``actor`` holds the logged-in :class:`Actor`."""
+
+    user: QtWidgets.QLineEdit
+    password: QtWidgets.QLineEdit
+    loginError: QtWidgets.QLabel  # noqa: N815 (the Designer object name)
+    buttons: QtWidgets.QDialogButtonBox
 
     def __init__(self, service, parent: QtWidgets.QWidget | None = None, title: str = "ReaderApp study log-in"):  # type: ignore[no-untyped-def]
         super().__init__(parent)
         self.service = service
         self.actor = None
         self.setWindowTitle(title)
-        form = QtWidgets.QFormLayout(self)
-        self.user = QtWidgets.QLineEdit()
-        self.password = QtWidgets.QLineEdit()
-        self.password.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
-        form.addRow("User", self.user)
-        form.addRow("Password", self.password)
-        self.error = QtWidgets.QLabel("")
-        self.error.setObjectName("loginError")
-        self.error.setWordWrap(True)
-        form.addRow(self.error)
-        buttons = QtWidgets.QDialogButtonBox(
-            QtWidgets.QDialogButtonBox.StandardButton.Ok | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        # The form is ui/login.ui (Designer); behaviour stays here.
+        load_into(self, "login.ui", bind=("user", "password", "loginError", "buttons"))
+        self.error = self.loginError
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
 
     def fill(self, user: str, password: str) -> None:
         self.user.setText(user)
@@ -53,30 +49,25 @@ class LoginDialog(QtWidgets.QDialog):
 class SignatureDialog(QtWidgets.QDialog):
     """An electronic signature: states its meaning, asks for the password again."""
 
+    head: QtWidgets.QLabel
+    signatureMeaning: QtWidgets.QLabel  # noqa: N815 (the Designer object name)
+    agree: QtWidgets.QCheckBox
+    password: QtWidgets.QLineEdit
+    buttons: QtWidgets.QDialogButtonBox
+
     def __init__(self, user_name: str, meaning: str, what: str, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Electronic signature")
-        lay = QtWidgets.QVBoxLayout(self)
-        head = QtWidgets.QLabel(f"<b>{what}</b>")
-        head.setWordWrap(True)
-        lay.addWidget(head)
-        self.meaning = QtWidgets.QLabel(meaning)
-        self.meaning.setObjectName("signatureMeaning")
-        self.meaning.setWordWrap(True)
-        lay.addWidget(self.meaning)
-        self.agree = QtWidgets.QCheckBox(f"I, {user_name}, sign with the meaning stated above")
-        lay.addWidget(self.agree)
-        form = QtWidgets.QFormLayout()
-        self.password = QtWidgets.QLineEdit()
-        self.password.setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
-        form.addRow("Password", self.password)
-        lay.addLayout(form)
-        self.buttons = QtWidgets.QDialogButtonBox(
-            QtWidgets.QDialogButtonBox.StandardButton.Ok | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        # The form is ui/signature.ui (Designer); the texts of this signature are set here.
+        load_into(self, "signature.ui",
+                  bind=("head", "signatureMeaning", "agree", "password", "buttons"))
+        self.head.setText(f"<b>{what}</b>")
+        self.meaning = self.signatureMeaning
+        self.meaning.setText(meaning)
+        self.agree.setText(f"I, {user_name}, sign with the meaning stated above")
         self.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).setText("Sign")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        lay.addWidget(self.buttons)
         self.agree.toggled.connect(self._update)
         self.password.textChanged.connect(self._update)
         self._update()

@@ -84,7 +84,6 @@ class StudyPacs(QtCore.QObject):
 
     def send_final_read(self, code: str | None = None, node: str | None = None) -> bool:
         """Send ``code``'s (default: the selected case's) final read(s); False if refused at once."""
-        from ...pacs.pull import ReadToSend
 
         code = code or self.selected_code()
         if not code:
@@ -93,35 +92,28 @@ class StudyPacs(QtCore.QObject):
         if self._worker is not None and self._worker.isRunning():
             self.ws._error("A send to the PACS is still running.")
             return False
+        from ...pacs.study_actions import final_reads_to_send, send_final_reads
+
+        service, actor = self.ws.service, self.ws.actor
         try:
-            orig = self.ws.service.case_original(self.ws.actor, code, need_final=True)
-            if not (orig.original_study_uid and orig.original_series_uid):
-                raise ReaderAppError(f"case {code} has no original study/series UID recorded at import: "
-                                     "it did not come from a PACS and cannot be sent back")
+            prepared = final_reads_to_send(service, actor, code)
             staging = self.settings().effective_staging_dir()
             client = self._client(node)
         except ReaderAppError as exc:
             self.ws._error(str(exc))
             return False
-        reads = [ReadToSend(f"read{r.read_id}", r.labels_path, r.endpoints, r.read_id) for r in orig.final_reads]
-        service, actor = self.ws.service, self.ws.actor
 
         def job(progress: Any) -> str:
             import tempfile
             from pathlib import Path
 
-            from ...pacs.pull import send_reads
-
             try:
                 with tempfile.TemporaryDirectory(prefix="readerapp-results-") as tmp:
-                    result, files = send_reads(client, reads, orig.original_study_uid,
-                                               orig.original_series_uid, staging, out_dir=Path(tmp),
-                                               progress=progress)
-                    service.record_pacs_export(actor, code, client.name, [int(r.read_id or 0) for r in reads],
-                                               files, orig.original_series_uid)
+                    sent = send_final_reads(client, service, actor, code, staging, Path(tmp),
+                                            prepared=prepared, progress=progress)
             finally:
                 client.close()
-            return (f"Sent case {code}'s final read(s) as {result.sent} object(s) (SEG + SR) to "
+            return (f"Sent case {code}'s final read(s) as {sent.result.sent} object(s) (SEG + SR) to "
                     f"{client.name}")
 
         from ..pacs_dialog import _Worker

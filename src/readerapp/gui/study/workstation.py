@@ -176,7 +176,7 @@ class StudyWorkstation(QtCore.QObject):
     def open_case(self, code: str) -> None:
         """Load the de-identified case, with the reader's latest own read if there is one."""
         try:
-            folder = self.service.case_folder(self.actor, code)
+            folder = self._case_folder(code)
             labels = None
             self._form = None
             if self.actor.role.value == "reader":
@@ -195,6 +195,30 @@ class StudyWorkstation(QtCore.QObject):
             return
         self.code = code
         self.window.open_series([str(folder)], labels_path=str(labels) if labels else None)
+
+    def _case_folder(self, code: str) -> Any:
+        """The case's folder; from a study server with a progress dialog while it downloads."""
+        from pathlib import Path
+
+        from ...server.client import StudyClient
+
+        if not isinstance(self.service, StudyClient):
+            return self.service.case_folder(self.actor, code)
+        dlg = QtWidgets.QProgressDialog(f"Fetching case {code} from the study server …", "", 0, 1000, self.window)
+        dlg.setWindowTitle("Study server")
+        dlg.setCancelButton(None)  # type: ignore[arg-type]
+        dlg.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        dlg.setMinimumDuration(400)
+
+        def progress(done: int, total: int) -> None:
+            dlg.setValue(int(1000 * done / max(total, 1)))
+            QtWidgets.QApplication.processEvents()
+
+        try:
+            return Path(self.service.case_folder(self.actor, code, progress=progress))
+        finally:
+            dlg.reset()
+            dlg.deleteLater()
 
     def _on_session_ready(self) -> None:
         if self.code is None:
@@ -224,8 +248,14 @@ class StudyWorkstation(QtCore.QObject):
                                   "Your read is signed. Saving makes a new version; why?")
                 if not reason:
                     return None
-            info = self.service.save_read(self.actor, self.code, session.labels.copy(),
-                                          self.window.forms.form(), reason=reason)
+            labels, form, code = session.labels.copy(), self.window.forms.form(), self.code
+            source, measurements = session.source, list(session.measurements)
+            # In a worker thread: the window stays responsive (busy bar) while the database and
+            # the study files are written; edits and closing wait for it.
+            info = self.window.run_saving(
+                lambda: self.service.save_read(self.actor, code, labels, form, reason=reason,
+                                               source=source, measurements=measurements),
+                "Saving the read to the study…")
         except ReaderAppError as exc:
             self._error(str(exc))
             return None
