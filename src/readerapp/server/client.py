@@ -29,6 +29,7 @@ from .. import errors as core_errors
 from ..endpoints import SegmentationSource
 from ..fileio import sha256_file
 from ..study import errors as study_errors
+from ..study.audit import VerifyReport
 from ..study.auth import Actor, Role
 from ..study.config import StudyConfig
 from ..study.errors import SessionExpiredError, StudyError
@@ -50,19 +51,6 @@ class RemoteActor(Actor):
     (the server checks it on every request; the client keeps it only to choose what to show)."""
 
     token: str = field(default="", repr=False)
-
-
-@dataclass(frozen=True)
-class RemoteVerifyReport:
-    records: int
-    problems: list[str]
-    notes: list[str] = field(default_factory=list)
-    authenticated: int = 0
-    legacy: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 class StudyClient:
@@ -437,9 +425,9 @@ class StudyClient:
         return ExportResult(folder=out, csv_path=out / d["csv"], rows=d["rows"],
                             dicom_files=[out / p for p in d["dicom_files"]], problems=list(d["problems"]))
 
-    def audit_verify(self, anchors: Any = ()) -> RemoteVerifyReport:
+    def audit_verify(self, anchors: Any = ()) -> VerifyReport:
         d = self._json("POST", "/audit/verify", json={"anchors": list(anchors)})
-        return RemoteVerifyReport(records=d["records"], problems=list(d["problems"]), notes=list(d["notes"]),
+        return VerifyReport(records=d["records"], problems=list(d["problems"]), notes=list(d["notes"]),
                                   authenticated=d["authenticated"], legacy=d["legacy"])
 
     def has_audit_key(self) -> bool:
