@@ -267,24 +267,32 @@ def test_inserted_consolidated_back_over_the_whole_height_is_kept(chest_ct_dir):
     assert outside.sum() * vol.voxel_volume_ml < 100.0  # mL
 
 
+@lru_cache(maxsize=1)
+def thin_segmented(folder: str):
+    """The scan on 1.25 mm slices (interpolated along z, with noise) and its proposal."""
+    from readerapp.bench_accuracy import thin_version
+
+    vol = thin_version(load(folder))
+    return vol, get_segmenter().propose(vol, backend="numpy")
+
+
 @pytest.mark.parametrize("thin", [False, True], ids=["5mm", "1.25mm"])
 def test_inserted_lesions_without_halo(chest_ct_dir, thin):
     """Six spheres (ground glass and consolidation, 8-15 mm) inserted deep in the lungs, on the
     scan's own 5 mm slices and on a 1.25 mm version of it: recovered within 10 % on average,
-    none grossly over-grown (1.3 grew them 12-42 % through the vessels touching them)."""
-    from readerapp.bench_accuracy import inserted_errors, thin_version
+    none grossly over-grown (1.3, measured the same way: mean 32 % at 5 mm, 16 % at 1.25 mm)."""
+    from readerapp.bench_accuracy import inserted_errors
 
-    vol = load(str(chest_ct_dir))
-    r = inserted_errors(thin_version(vol) if thin else vol, seed=3 if thin else 11)
+    vol, base = (thin_segmented if thin else segmented)(str(chest_ct_dir))
+    r = inserted_errors(vol, seed=3 if thin else 11, base=base)
     assert r["mean_abs_error_pct"] <= 10.0, r
     assert r["max_abs_error_pct"] <= 15.0, r
     assert all(row["dice"] >= 0.9 for row in r["lesions"]), r
 
 
 def test_no_lesion_in_the_hila_of_a_scan_without_hilar_disease(chest_ct_dir):
-    from readerapp.bench_accuracy import hilar_lesion_ml, thin_version
+    from readerapp.bench_accuracy import hilar_lesion_ml
 
-    vol = load(str(chest_ct_dir))
-    for v in (vol, thin_version(vol)):
-        r = hilar_lesion_ml(v)
+    for vol, res in (segmented(str(chest_ct_dir)), thin_segmented(str(chest_ct_dir))):
+        r = hilar_lesion_ml(vol, res)
         assert r["hila_ml"] is not None and r["hila_ml"] <= 3.0, r

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .phantom import make_chest_phantom
-from .segmentation import get_segmenter
+from .segmentation import SegmentationResult, get_segmenter
 from .volume import CTVolume
 
 
@@ -115,15 +115,16 @@ def insert_lesions(volume: CTVolume, lung: np.ndarray, *, n: int = 6, seed: int 
                     direction=volume.direction), lesions
 
 
-def inserted_errors(volume: CTVolume, *, seed: int = 11, n: int = 6) -> dict[str, Any]:
+def inserted_errors(volume: CTVolume, *, seed: int = 11, n: int = 6,
+                    base: SegmentationResult | None = None) -> dict[str, Any]:
     """Recovered volume of lesions inserted into a real scan: each sphere's lesion voxels
     within 4 voxels of it (less what the scan had there already) against its true volume."""
     seg = get_segmenter()
-    base = seg.propose(volume, backend="numpy").labels
-    vol2, lesions = insert_lesions(volume, base > 0, n=n, seed=seed)
+    before = (base or seg.propose(volume, backend="numpy")).labels
+    vol2, lesions = insert_lesions(volume, before > 0, n=n, seed=seed)
     lab = seg.propose(vol2, backend="numpy").labels
     v = volume.voxel_volume_ml
-    old = base >= 2
+    old = before >= 2
     rows: list[dict[str, Any]] = []
     errs: list[float] = []
     for kind, s in lesions:
@@ -157,10 +158,11 @@ def thin_version(volume: CTVolume, factor: int = 4, noise_hu: float = 20.0,
                     origin=volume.origin, direction=volume.direction)
 
 
-def hilar_lesion_ml(volume: CTVolume) -> dict[str, float | None]:
+def hilar_lesion_ml(volume: CTVolume, result: SegmentationResult | None = None
+                    ) -> dict[str, float | None]:
     """Lesion proposed within 30 mm of the main and lobar bronchi below the carina (the hila)
     and elsewhere, on a scan without hilar disease."""
-    res = get_segmenter().propose(volume, backend="numpy")
+    res = result or get_segmenter().propose(volume, backend="numpy")
     lab = res.labels
     airway = res.extras["trachea"]
     v = volume.voxel_volume_ml
@@ -207,12 +209,14 @@ def run(real: bool = True) -> dict[str, Any]:
 
         vol = load_series([str(d)])[0]
         thin = thin_version(vol)
+        seg = get_segmenter()
+        base, base_thin = (seg.propose(v, backend="numpy") for v in (vol, thin))
         out["real_ct"] = {
             "folder": d.name,
-            "inserted_5mm": inserted_errors(vol, seed=11),
-            "inserted_1.25mm": inserted_errors(thin, seed=3),
-            "hila_5mm": hilar_lesion_ml(vol),
-            "hila_1.25mm": hilar_lesion_ml(thin),
+            "inserted_5mm": inserted_errors(vol, seed=11, base=base),
+            "inserted_1.25mm": inserted_errors(thin, seed=3, base=base_thin),
+            "hila_5mm": hilar_lesion_ml(vol, base),
+            "hila_1.25mm": hilar_lesion_ml(thin, base_thin),
         }
     else:
         out["real_ct"] = None

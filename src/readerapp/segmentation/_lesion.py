@@ -1,12 +1,15 @@
 """Ground-glass and consolidation inside the lung, without vessels, airway walls and specks.
 
 Candidates are lung voxels in the protocol's lesion range (-750 to below 50 HU, with some
-headroom against noise) on the coarse grid. An opening with a box of ``vessel_radius_mm``
-removes thin bright tubes (vessels, their partial-volume rim, bronchial walls, fissures), then
-components smaller than ``min_lesion_ml`` are dropped as specks, and a short geodesic regrowth
-gives back the lesions' edges. The region, widened by one coarse voxel, is labelled at full
-resolution voxel by voxel: ground glass -750 <= HU < -300, consolidation -300 <= HU < 50
-(PROTOCOL.md's bins; lung above 50 HU stays label 1), see :func:`label_full`.
+headroom against noise) on the coarse grid. Bronchovascular structures among them are found by
+their shape (``_vessels``: a multiscale Hessian tubularity, with the hilar vessels' own scales
+near the main and lobar bronchi) and stay lung. An octagonal opening of ``vessel_radius_mm``
+removes what is thinner still, components smaller than ``min_lesion_ml`` are dropped as specks,
+and only along the pleura does a lesion grow back into its candidates (a subpleural wedge no
+opening keeps). There is no other growth: it followed the partial-volume vessels touching
+lesions, the halo readers saw. The region is labelled at full resolution voxel by voxel: ground
+glass -750 <= HU < -300, consolidation -300 <= HU < 50 (PROTOCOL.md's bins; lung above 50 HU
+stays label 1), see :func:`label_full`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ._vessels import THICK_SLICE_MM, tubularity
 
 
 def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any, grid: Grid, *,
-                         vessel_radius_mm: float, min_lesion_ml: float, regrow_mm: float = 3.0,
+                         vessel_radius_mm: float, min_lesion_ml: float,
                          dense_headroom_hu: float = 25.0,
                          vessel_sigmas_mm: tuple[float, ...] = (1.5, 3.0),
                          vessel_threshold: float = 0.15, vessel_c: float = 100.0,
@@ -34,9 +37,9 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
 
     The lesion region is where lesions are (the bins are decided later at full resolution);
     the second mask is what the tubularity took for vessels and bronchial walls: lung, never
-    lesion. Growth back from the opened cores is bounded in mm along each axis (at 5 mm slices
-    it stays in-plane), and never enters a vessel, so a vessel touching a lesion does not pull
-    a halo of partial-volume voxels into it along its course.
+    lesion. Nothing grows back from the opened cores except along the pleura, and never into
+    a vessel, so a vessel touching a lesion does not pull a halo of partial-volume voxels into
+    it along its course.
 
     ``hilum`` (coarse bool, or None) is where the pulmonary arteries and veins enter the lung:
     there the tubularity is also taken at the hilar vessels' own scales (``hilar_sigmas_mm``),
@@ -65,14 +68,14 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
     img = xp.clip(c, -1000.0, 100.0).astype(xp.float32)
     tube = tubularity(xp, ndi, img, cand & (c >= vessel_min_hu), grid.spacing_zyx,
                       vessel_sigmas_mm, c=vessel_c)
-    del img
     vessel = tube >= vessel_threshold
     del tube
     hilar = xp.zeros_like(cand)
     if hilum is not None:
-        hilar = _hilar_vessels(xp, ndi, c, cand & hilum[box], grid, hilar_sigmas_mm,
+        hilar = _hilar_vessels(xp, ndi, img, cand & hilum[box], grid, hilar_sigmas_mm,
                                vessel_threshold, vessel_c)
         hilar = dilate(ndi, hilar, (1, 3, 3)) & cand
+    del img
     vessel &= cand
     # the inside and the rim of anything wider in-plane than the largest vessel scale is never
     # vessel: a lesion's curved edge reads as a tube at the small scales, and a vessel running
@@ -118,12 +121,6 @@ def lesion_region_coarse(xp: Any, ndi: Any, c: Any, lung: Any, airway_excl: Any,
         keep[0] = False
         region = keep[lab]
     del lab
-    # optional geodesic regrowth inside the non-vessel candidates, at most ``regrow_mm`` per
-    # axis (0 by default: it took the partial-volume voxels of vessels touching lesions)
-    steps = [grid.voxels(regrow_mm, ax) for ax in range(3)]
-    for k in range(max(steps)):
-        size = tuple(3 if steps[ax] > k else 1 for ax in range(3))
-        region = dilate(ndi, region, size) & free  # type: ignore[arg-type]
     out[box] = region
     vessels_out[box] = vessel
     return out, vessels_out
@@ -150,16 +147,16 @@ def label_full(xp: Any, lung_full: Any, region_full: Any, den: Any, raw: Any,
     return labels
 
 
-
-def _hilar_vessels(xp: Any, ndi: Any, c: Any, where: Any, grid: Grid,
+def _hilar_vessels(xp: Any, ndi: Any, img: Any, where: Any, grid: Grid,
                    sigmas_mm: tuple[float, ...], threshold: float, contrast: float) -> Any:
-    """Large bright tubes (hilar arteries and veins) among the hilum's candidates."""
+    """Large bright tubes (hilar arteries and veins) among the hilum's candidates.
+
+    ``img`` is the coarse HU clipped to -1000..100 (as the small scales use it)."""
     sub = bbox(xp, where, (4, 8, 8))
     out = xp.zeros_like(where)
     if sub is None:
         return out
-    img = xp.clip(c[sub], -1000.0, 100.0).astype(xp.float32)
-    tube = tubularity(xp, ndi, img, where[sub] & (c[sub] >= -300.0), grid.spacing_zyx,
+    tube = tubularity(xp, ndi, img[sub], where[sub] & (img[sub] >= -300.0), grid.spacing_zyx,
                       sigmas_mm, c=contrast)
     out[sub] = tube >= threshold
     return out

@@ -111,11 +111,6 @@ class ClassicalParameters:
     #: Lesion region: opening radius removing vessels / walls; smallest lesion kept (mL).
     vessel_radius_mm: float = 3.0
     min_lesion_ml: float = 0.1
-    #: Geodesic regrowth of the opened lesion cores, in mm per axis. 0 since 1.4: the opening is
-    #: octagonal (it shaves almost nothing off a round lesion) and the full-resolution edge
-    #: adds one coarse voxel in-plane; any regrowth took partial-volume vessel voxels touching
-    #: lesions (measured +8 to +19 % on lesions inserted into the real CT at 5 mm).
-    regrow_mm: float = 0.0
     #: Bronchovascular structures (``_vessels``): Frangi tubularity at these scales (mm), a
     #: voxel at or above ``vessel_threshold`` whose coarse HU is at least ``vessel_min_hu`` is
     #: vessel (with its one-voxel rim): lung, never lesion.
@@ -221,7 +216,7 @@ class ClassicalSegmenter:
         with timer.stage("lesions", 0.6):
             region_c, vessels_c = lesion_region_coarse(
                 xp, ndi, c, lung_c, airway_excl, grid, vessel_radius_mm=p.vessel_radius_mm,
-                min_lesion_ml=p.min_lesion_ml, regrow_mm=p.regrow_mm,
+                min_lesion_ml=p.min_lesion_ml,
                 vessel_sigmas_mm=p.vessel_sigmas_mm, vessel_threshold=p.vessel_threshold,
                 vessel_c=p.vessel_contrast_hu, vessel_min_hu=p.vessel_min_hu,
                 hilum=hilum_zone(xp, ndi, airway_lumen, lung_c, grid, superior_high,
