@@ -12,11 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 
-def instance_numbers(volume: Any) -> list[int] | None:
+def _stored_numbers(volume: Any) -> Any:
+    """The loader's per-slice InstanceNumbers, as stored, or None where absent or partial."""
     nums = (getattr(volume, "meta", None) or {}).get("instance_numbers")
-    if not nums or len(nums) != volume.shape[0]:
-        return None
-    return [int(n) for n in nums]
+    return nums if nums and len(nums) == volume.shape[0] else None
+
+
+def instance_numbers(volume: Any) -> list[int] | None:
+    nums = _stored_numbers(volume)
+    return None if nums is None else [int(n) for n in nums]
 
 
 def slice_position_mm(volume: Any, z: int) -> float:
@@ -35,11 +39,11 @@ def _mm(v: float) -> str:
 
 def axial_caption(volume: Any, z: int) -> str:
     """"Im 21 · z −123.5 mm · 5.0 mm", or "Slice 44/64 (no image numbers) · …" without them."""
-    nums = instance_numbers(volume)
     where = f"z {_mm(slice_position_mm(volume, z))} mm \u00b7 {slice_thickness_mm(volume):.1f} mm"
+    nums = _stored_numbers(volume)  # runs per wheel notch: one entry read, no list built
     if nums is None:
         return f"Slice {z + 1}/{volume.shape[0]} (no image numbers) \u00b7 {where}"
-    return f"Im {nums[z]} \u00b7 {where}"
+    return f"Im {int(nums[z])} \u00b7 {where}"
 
 
 def index_for_instance(volume: Any, number: int) -> tuple[int, str | None]:

@@ -56,9 +56,11 @@ MODES = {"mode_ggo": Mode.GGO, "mode_consolidation": Mode.CONSOLIDATION, "mode_e
          "mode_lung_add": Mode.LUNG_ADD, "mode_lung_remove": Mode.LUNG_REMOVE}
 
 
-def build_actions(parent) -> dict[str, QtGui.QAction]:  # type: ignore[no-untyped-def]
+def make_actions(parent, specs) -> dict[str, QtGui.QAction]:  # type: ignore[no-untyped-def]
+    """One QAction per spec (name: (text, keys, tip, checkable)), added to ``parent`` so its
+    shortcuts work anywhere in the window; the tooltip shows the keys."""
     actions: dict[str, QtGui.QAction] = {}
-    for name, (text, keys, tip, checkable) in SPECS.items():
+    for name, (text, keys, tip, checkable) in specs.items():
         a = QtGui.QAction(text, parent)
         a.setShortcuts([QtGui.QKeySequence(k) for k in keys])
         a.setToolTip(f"{tip} ({', '.join(keys)})")
@@ -66,6 +68,11 @@ def build_actions(parent) -> dict[str, QtGui.QAction]:  # type: ignore[no-untype
         a.setCheckable(checkable)
         parent.addAction(a)
         actions[name] = a
+    return actions
+
+
+def build_actions(parent) -> dict[str, QtGui.QAction]:  # type: ignore[no-untyped-def]
+    actions = make_actions(parent, SPECS)
     tools = QtGui.QActionGroup(parent)
     for n in TOOLS:
         tools.addAction(actions[n])

@@ -12,6 +12,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..slicenum import index_for_instance
+from .actions import make_actions
 
 LAYOUTS = ("2x2", "1+3", "1x1")
 
@@ -39,15 +40,7 @@ class DisplayTools(QtCore.QObject):
         super().__init__(window)
         self.w = window
         self.state = window.state
-        self.actions: dict[str, QtGui.QAction] = {}
-        for name, (text, keys, tip, checkable) in SPECS.items():
-            a = QtGui.QAction(text, window)
-            a.setShortcuts([QtGui.QKeySequence(k) for k in keys])
-            a.setToolTip(f"{tip} ({', '.join(keys)})")
-            a.setStatusTip(tip)
-            a.setCheckable(checkable)
-            window.addAction(a)
-            self.actions[name] = a
+        self.actions: dict[str, QtGui.QAction] = make_actions(window, SPECS)
         group = QtGui.QActionGroup(window)
         for n in LAYOUTS:
             group.addAction(self.actions[f"layout_{n}"])

@@ -99,8 +99,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._worker: LoadWorker | None = None
         self._saver: tuple[QtCore.QThread, Any] | None = None
         self._close_after_save = False
-        self._dirty: set[int] = set()
-        self._flush_pending = False
         self.active_axis = 0  # the slice view the arrow keys scroll
         self.active_view = 0  # the view X maximizes: a slice view (0-2) or the 3D view (3)
         self.last_read_folder: Path | None = None
@@ -576,16 +574,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.volume_view.note_change(idx)
         for v in self.slice_views:
             if v.touches(idx):
-                self._dirty.add(v.axis)
-        if not self._flush_pending:
-            self._flush_pending = True
-            QtCore.QTimer.singleShot(0, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        for a in sorted(self._dirty):
-            self.slice_views[a].refresh()
-        self._dirty.clear()
+                v.schedule(full=True)  # one redraw per view, however many strokes come first
 
     def _on_step_done(self) -> None:
         self.volume_view.mark_stale()

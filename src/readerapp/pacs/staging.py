@@ -72,7 +72,7 @@ class Staging:
         got_series = str(getattr(ds, "SeriesInstanceUID", "") or "")
         if sop_uid is not None and got_sop != sop_uid:
             raise PacsError(f"the PACS sent instance {got_sop or '(no UID)'} when {sop_uid} was asked for")
-        if self.expected and got_sop not in set(self.expected):
+        if self.expected and got_sop not in self.expected:
             raise PacsError(f"the PACS sent instance {got_sop or '(no UID)'}, which series "
                             f"{self.series_uid} does not list")
         if self.study_uid and got_study != self.study_uid:

@@ -35,6 +35,7 @@ from ..study.config import StudyConfig
 from ..study.errors import SessionExpiredError, StudyError
 from ..study.export import ExportResult
 from ..study.originals import CaseOriginal, FinalRead
+from ..study.private import open_private
 from ..study.reading import AdjudicationEntry, AdjudicationView, ReadInfo
 from ..study.service import WorklistEntry
 from ..study.status import AdjudicationState, ReadKind, ReadStatus, WorklistStatus
@@ -451,8 +452,7 @@ class StudyClient:
     def audit_export(self, actor: Actor, path: str | os.PathLike[str]) -> int:
         d = self._json("POST", "/audit/export", actor)
         # only its owner may read an audit export (it names every user and action)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with open_private(path, "w", encoding="utf-8", newline="") as f:
             f.write(d["csv"])
         return int(d["records"])
 
