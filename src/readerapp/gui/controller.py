@@ -284,7 +284,8 @@ class EditController(QtCore.QObject):
     def overlays(self, axis: int, s: int) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
         """Lines a slice view draws over the slice (2D masks in index order, with colours): the
         previewed edit's outline and the measurements."""
-        from .state import COLOURS, outline
+        from .slice_view import outline
+        from .state import COLOURS
 
         out = []
         pm = self.preview_slice(axis, s)

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .state import COLOURS, outline
+from .state import COLOURS
 
 #: Label value -> the COLOURS key it is drawn with (lung as an outline only).
 LABEL_COLOUR_KEYS = {2: "ggo", 3: "consolidation"}
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
 
 
 def grey(hu2d: np.ndarray, window: float = 1500.0, level: float = -600.0) -> np.ndarray:
@@ -29,7 +38,7 @@ def blend_labels(rgb: np.ndarray, lab2d: np.ndarray, opacity: float = 0.45,
             col = np.asarray(COLOURS[key], np.float32)
             rgb[m] = (rgb[m] * (1 - opacity) + col * opacity).astype(np.uint8)
     if lung_outline:
-        rgb[outline(lab2d > 0)] = COLOURS["lung_outline"]
+        rgb[_outline(lab2d > 0)] = COLOURS["lung_outline"]
     return rgb
 
 

@@ -29,7 +29,7 @@ from vtkmodules.vtkRenderingCore import (
 
 from ..slicenum import axial_caption
 from .brush_style import BrushStyle, brush_style, qt_pen
-from .state import COLOURS, Tool, ViewState, outline
+from .state import COLOURS, Tool, ViewState
 from .vtk_canvas import VtkCanvas
 
 AXIS_NAMES = ("Axial", "Coronal", "Sagittal")
@@ -78,6 +78,16 @@ def orientation_letters(axis: int, direction: tuple[float, ...]) -> tuple[str, s
     lo, hi = ends(v)
     top, bottom = (lo, hi) if rev_v else (hi, lo)
     return left, right, top, bottom
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a 2D mask (4-neighbourhood), without SciPy for speed."""
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
 
 
 def brush_cursor(diameter: int, dpr: float = 1.0, style: BrushStyle | None = None) -> QtGui.QCursor:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-import numpy as np
 from PySide6 import QtCore
 
 from ..editing import Mode
@@ -119,13 +118,3 @@ class ViewState(QtCore.QObject):
         if outline is not None:
             self.outline_visible = outline
         self.display_changed.emit()
-
-
-def outline(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a 2D mask (4-neighbourhood), without SciPy for speed."""
-    inner = mask.copy()
-    inner[1:, :] &= mask[:-1, :]
-    inner[:-1, :] &= mask[1:, :]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return mask & ~inner
